@@ -1,0 +1,164 @@
+// Package engine defines what a container runtime must provide to rootd and
+// keeps the registry of the runtimes compiled into a program.
+//
+// An engine package registers itself from init, the way database/sql drivers
+// do, so shipping a new runtime is one package plus one blank import in cmd/.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+)
+
+// State is a container's lifecycle state as rootd reports it.
+type State string
+
+// The states rootd distinguishes. Engines map their own vocabulary onto these;
+// anything that has no running init process (created, exited, dead) is Stopped.
+const (
+	StateRunning    State = "running"
+	StatePaused     State = "paused"
+	StateRestarting State = "restarting"
+	StateStopped    State = "stopped"
+)
+
+// HasProcess reports whether a container in this state has an init process
+// whose namespaces and cgroup can be inspected.
+func (s State) HasProcess() bool {
+	return s == StateRunning || s == StatePaused
+}
+
+// Well-known label keys. Engines that learn Kubernetes identity (from labels,
+// or from dockershim-style names) store it under these keys so that the
+// resolver can answer NAMESPACE/POD/CONTAINER queries for every engine alike.
+const (
+	LabelPodName       = "io.kubernetes.pod.name"
+	LabelPodNamespace  = "io.kubernetes.pod.namespace"
+	LabelContainerName = "io.kubernetes.container.name"
+	LabelPodUID        = "io.kubernetes.pod.uid"
+)
+
+// Container is one container as an engine sees it.
+type Container struct {
+	// Engine is the registered name of the engine that reported it.
+	Engine string `json:"engine"`
+	// ID is the engine's full, unique identifier (for most engines 64 hex digits).
+	ID string `json:"id"`
+	// Names are the human names the container answers to, without any leading "/".
+	Names []string `json:"names,omitempty"`
+	// PID is the init process as seen from the host, 0 when there is none.
+	PID int `json:"pid,omitempty"`
+	// State is the lifecycle state.
+	State State `json:"state"`
+	// Namespace is the engine's own grouping (containerd namespace), if any.
+	Namespace string `json:"namespace,omitempty"`
+	// Labels are the engine's labels plus the well-known keys above.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// ShortID is the 12-character abbreviation operators know from docker ps.
+func (c Container) ShortID() string {
+	if len(c.ID) > 12 {
+		return c.ID[:12]
+	}
+	return c.ID
+}
+
+// Engine lists the containers of one runtime.
+type Engine interface {
+	// Name is the registered engine name ("docker", "podman", ...).
+	Name() string
+	// List returns every container the runtime knows, running or not.
+	// It returns an error wrapping ErrUnavailable when the runtime cannot be
+	// reached or is not installed on this host.
+	List(ctx context.Context) ([]Container, error)
+}
+
+// Watcher is implemented by engines that can report changes as they happen,
+// so that the resolver's index stays fresh without polling.
+type Watcher interface {
+	// Watch sends changes to events until ctx is cancelled, reconnecting by
+	// itself after errors. It must not close events.
+	Watch(ctx context.Context, events chan<- Event)
+}
+
+// EventKind says what an Event means to the resolver's index.
+type EventKind int
+
+const (
+	// Upsert carries a container's new state.
+	Upsert EventKind = iota + 1
+	// Remove says that the container with ID is gone.
+	Remove
+	// Resync asks the resolver to replace the engine's containers with a
+	// fresh List, for engines that only know that something changed, or
+	// after events may have been missed.
+	Resync
+	// Unavailable says the runtime went away: its containers stop resolving
+	// until the next Resync.
+	Unavailable
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Upsert:
+		return "upsert"
+	case Remove:
+		return "remove"
+	case Resync:
+		return "resync"
+	case Unavailable:
+		return "unavailable"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one change reported by a Watcher.
+type Event struct {
+	Kind      EventKind
+	Engine    string
+	ID        string    // Remove
+	Container Container // Upsert
+	Err       error     // Unavailable
+}
+
+// Sentinel errors shared by engines, the resolver and the daemon; check them
+// with errors.Is.
+var (
+	ErrNotFound    = errors.New("no such container")
+	ErrAmbiguous   = errors.New("container name is ambiguous")
+	ErrNotRunning  = errors.New("container is not running")
+	ErrInvalidName = errors.New("invalid container name")
+	ErrUnavailable = errors.New("container engine unavailable")
+)
+
+// AmbiguousError lists the containers that a query matched equally well.
+type AmbiguousError struct {
+	Query      string
+	Candidates []Container
+}
+
+func (e *AmbiguousError) Error() string {
+	ids := make([]string, len(e.Candidates))
+	for i, c := range e.Candidates {
+		name := ""
+		if len(c.Names) > 0 {
+			name = " (" + c.Names[0] + ")"
+		}
+		ids[i] = c.Engine + ":" + c.ShortID() + name
+	}
+	return fmt.Sprintf("%q is ambiguous: matches %s", e.Query, strings.Join(ids, ", "))
+}
+
+func (e *AmbiguousError) Is(target error) bool { return target == ErrAmbiguous }
+
+// Env is what every engine gets from the program that opens it.
+type Env struct {
+	Log *slog.Logger
+	// Getenv reads the environment (PCP_DOCKER_DIR and friends); tests
+	// replace it.
+	Getenv func(string) string
+}
