@@ -1,0 +1,159 @@
+package lxc
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const hybridMountinfo = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime shared:9 - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+50 22 0:40 /ns /mnt/with\040space rw - cgroup2 cgroup2 rw
+`
+
+func TestParseCgroupMounts(t *testing.T) {
+	mounts, err := parseCgroupMounts(strings.NewReader(hybridMountinfo + "garbage line\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range mounts {
+		got = append(got, m.point+"|"+m.root+"|"+strings.Join(m.controllers, ","))
+		if m.v2 != strings.HasSuffix(m.point, "unified") && m.v2 != strings.Contains(m.point, "space") {
+			t.Errorf("%s: v2 = %v", m.point, m.v2)
+		}
+	}
+	want := []string{
+		"/sys/fs/cgroup/cpu|/|cpu",
+		"/sys/fs/cgroup/freezer|/|freezer",
+		"/sys/fs/cgroup/systemd|/|xattr,name=systemd",
+		"/sys/fs/cgroup/unified|/|",
+		"/mnt/with space|/ns|",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("mounts:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestCgroupDir(t *testing.T) {
+	tests := []struct {
+		mount cgroupMount
+		path  string
+		want  string
+	}{
+		{cgroupMount{point: "/sys/fs/cgroup/unified", root: "/"}, "/lxc.payload.web", "/sys/fs/cgroup/unified/lxc.payload.web"},
+		{cgroupMount{point: "/sys/fs/cgroup/unified", root: "/"}, "/", "/sys/fs/cgroup/unified"},
+		// Inside a cgroup namespace the mount shows a subtree.
+		{cgroupMount{point: "/cg", root: "/ns"}, "/ns/lxc.payload.web", "/cg/lxc.payload.web"},
+		{cgroupMount{point: "/cg", root: "/ns"}, "/nsx/other", ""},
+		{cgroupMount{point: "/cg", root: "/ns"}, "/elsewhere", ""},
+		{cgroupMount{point: "/cg", root: "/"}, "/../../etc", "/cg/etc"},
+	}
+	for _, tt := range tests {
+		if got := tt.mount.cgroupDir(tt.path); got != tt.want {
+			t.Errorf("%+v.cgroupDir(%q) = %q, want %q", tt.mount, tt.path, got, tt.want)
+		}
+	}
+}
+
+// fakeCgroups builds a /proc and cgroup mounts in dir: a v1 freezer
+// hierarchy and a v2 one, and a cgroup file per pid.
+type fakeCgroups struct {
+	t                      *testing.T
+	proc, freezer, unified string
+}
+
+func newFakeCgroups(t *testing.T) *fakeCgroups {
+	dir := t.TempDir()
+	f := &fakeCgroups{t: t, proc: filepath.Join(dir, "proc"),
+		freezer: filepath.Join(dir, "cg", "freezer"), unified: filepath.Join(dir, "cg", "unified")}
+	mountinfo := "37 31 0:34 / " + f.freezer + " rw - cgroup cgroup rw,freezer\n" +
+		"41 31 0:38 / " + f.unified + " rw - cgroup2 cgroup2 rw\n"
+	f.write(filepath.Join(f.proc, "self", "mountinfo"), mountinfo)
+	// LXC escapes to init's cgroup minus init.scope.
+	f.write(filepath.Join(f.proc, "1", "cgroup"), "6:freezer:/\n0::/init.scope\n")
+	return f
+}
+
+func (f *fakeCgroups) write(path, content string) {
+	f.t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// process gives pid the cgroup /lxc.payload.NAME with the given v1 freezer
+// state and v2 frozen flag ("" leaves that hierarchy out).
+func (f *fakeCgroups) process(pid, name, freezerState, v2Frozen string) {
+	cg := "/lxc.payload." + name
+	var lines string
+	if freezerState != "" {
+		lines += "6:freezer:" + cg + "\n"
+		f.write(filepath.Join(f.freezer, cg, "freezer.state"), freezerState+"\n")
+	}
+	if v2Frozen != "" {
+		lines += "0::" + cg + "\n"
+		f.write(filepath.Join(f.unified, cg, "cgroup.events"), "populated 1\nfrozen "+v2Frozen+"\n")
+	}
+	f.write(filepath.Join(f.proc, pid, "cgroup"), lines)
+}
+
+func TestFrozen(t *testing.T) {
+	f := newFakeCgroups(t)
+	f.process("10", "thawed", "THAWED", "0")
+	f.process("11", "v1frozen", "FROZEN", "0")
+	f.process("12", "freezing", "FREEZING", "")
+	f.process("13", "v2frozen", "", "1")
+	f.process("14", "v2thawed", "", "0")
+	f.write(filepath.Join(f.proc, "15", "cgroup"), "3:cpu:/x\n")
+	c := cgroups{procRoot: f.proc}
+	mounts, err := c.mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		pid     int
+		want    bool
+		wantErr bool
+	}{
+		{10, false, false},
+		{11, true, false},
+		{12, true, false},
+		{13, true, false},
+		{14, false, false},
+		{15, false, true},  // no freezer, no v2 line
+		{999, false, true}, // no such process
+	}
+	for _, tt := range tests {
+		got, err := c.frozen(mounts, tt.pid)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("frozen(%d) = %v, %v; want %v, error %v", tt.pid, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestContainerCgroupParents(t *testing.T) {
+	f := newFakeCgroups(t)
+	c := cgroups{procRoot: f.proc}
+	mounts, err := c.mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.containerCgroupParents(mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{f.unified, f.freezer}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,244 @@
+// Package lxc is rootd's engine for LXC system containers.
+//
+// A container is a directory under the LXC path (lxc.lxcpath) holding a
+// config file; its name is also its ID. State and init PID come from the
+// container's monitor (lxc-start) over LXC's command socket, the way
+// lxc-info gets them, and the paused state from the freezer cgroup, so a
+// refresh starts no process. PCP's pmdaroot instead runs lxc-info once per
+// container on every request; --lxc-info keeps that command available for
+// test setups, run on refresh only.
+package lxc
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rootd-project/rootd/engine"
+)
+
+// Name is the engine's registered name.
+const Name = "lxc"
+
+// LabelUTSName carries lxc.uts.name from the container's config: the
+// hostname LXC gives the container when it starts.
+const LabelUTSName = "lxc.uts.name"
+
+func init() {
+	engine.Register(engine.Driver{
+		Name:      Name,
+		Summary:   "LXC containers under lxc.lxcpath (state from LXC's command socket)",
+		Configure: configure,
+	})
+}
+
+func configure(fs *flag.FlagSet) engine.OpenFunc {
+	path := fs.String("lxc-path", "",
+		"LXC container directory (default $PCP_LXC_DIR, else lxc.lxcpath in "+systemLXCConf+", else "+defaultLXCPath+")")
+	info := fs.String("lxc-info", "",
+		"command run as 'COMMAND -n NAME' for each container on refresh to read its State and PID "+
+			"instead of asking LXC's command socket (default $PCP_LXC_INFO)")
+	return func(env engine.Env) (engine.Engine, error) {
+		return open(env, *path, *info, systemLXCConf)
+	}
+}
+
+func open(env engine.Env, pathFlag, infoFlag, lxcConf string) (*Engine, error) {
+	lxcpath, err := resolveLXCPath(pathFlag, env.Getenv, lxcConf)
+	if err != nil {
+		return nil, err
+	}
+	info := infoFlag
+	if info == "" {
+		info = env.Getenv("PCP_LXC_INFO")
+	}
+	e := &Engine{
+		log:      env.Log,
+		lxcpath:  lxcpath,
+		infoCmd:  strings.Fields(info),
+		commands: commandClient{timeout: time.Second},
+		cgroups:  cgroups{procRoot: "/proc"},
+	}
+	e.log.Debug("lxc engine configured", "lxcpath", lxcpath, "lxc_info", info)
+	return e, nil
+}
+
+// Engine lists the LXC containers of one LXC path.
+type Engine struct {
+	log     *slog.Logger
+	lxcpath string
+	// infoCmd, when set, is run per container on List instead of asking
+	// the command socket.
+	infoCmd  []string
+	commands commandClient
+	cgroups  cgroups
+	// unsettled is set by List when some container was between states
+	// (starting, stopping, not answering), so that Watch asks for another
+	// List even if no further file event comes.
+	unsettled atomic.Bool
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return Name }
+
+// LXCPath is the container directory this engine reads.
+func (e *Engine) LXCPath() string { return e.lxcpath }
+
+// List implements engine.Engine.
+func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
+	dir, err := os.Open(e.lxcpath)
+	if err != nil {
+		return nil, fmt.Errorf("lxc path %s: %w: %w", e.lxcpath, engine.ErrUnavailable, err)
+	}
+	defer dir.Close()
+	entries, err := dir.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("lxc path %s: %w: %w", e.lxcpath, engine.ErrUnavailable, err)
+	}
+	var mounts []cgroupMount
+	if len(e.infoCmd) == 0 {
+		if mounts, err = e.cgroups.mounts(); err != nil {
+			e.log.Warn("cannot read cgroup mounts; paused containers show as running", "err", err)
+		}
+	}
+	unsettled := false
+	var out []engine.Container
+	for _, ent := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		name := ent.Name()
+		if !ent.IsDir() && ent.Type()&os.ModeSymlink == 0 {
+			continue // plain files (lxc-monitord's fifo, notes, ...)
+		}
+		cfg, err := e.readConfig(dir, name)
+		if err != nil {
+			if !errors.Is(err, errNotContainer) {
+				e.log.Warn("skipping lxc container", "name", name, "err", err)
+			}
+			continue
+		}
+		c := engine.Container{
+			Engine: Name,
+			ID:     name,
+			Names:  []string{name},
+			State:  engine.StateStopped,
+		}
+		if cfg.utsName != "" {
+			c.Labels = map[string]string{LabelUTSName: cfg.utsName}
+		}
+		var st status
+		if len(e.infoCmd) > 0 {
+			st = e.infoStatus(ctx, name)
+		} else {
+			st = e.socketStatus(ctx, name, mounts)
+		}
+		c.State, c.PID = st.state, st.pid
+		unsettled = unsettled || st.unsettled
+		out = append(out, c)
+	}
+	e.unsettled.Store(unsettled)
+	return out, nil
+}
+
+var errNotContainer = errors.New("not a container directory")
+
+// readConfig reads NAME/config without leaving the LXC path, whatever
+// symlinks it meets.
+func (e *Engine) readConfig(dir *os.File, name string) (containerConfig, error) {
+	f, err := openBeneath(dir, e.lxcpath, name+"/config")
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
+			return containerConfig{}, errNotContainer
+		}
+		return containerConfig{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return containerConfig{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return containerConfig{}, fmt.Errorf("%s/config is not a regular file", name)
+	}
+	cfg, err := parseContainerConfig(f)
+	if err != nil {
+		return containerConfig{}, fmt.Errorf("%s/config: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// status is a container's state as one refresh found it.
+type status struct {
+	state engine.State
+	pid   int
+	// unsettled: the container was changing state or did not answer.
+	unsettled bool
+}
+
+var stopped = status{state: engine.StateStopped}
+
+// socketStatus asks the container's monitor over the command socket.
+func (e *Engine) socketStatus(ctx context.Context, name string, mounts []cgroupMount) status {
+	sock := commandSocketName(e.lxcpath, name)
+	st, err := e.commands.state(ctx, sock)
+	if errors.Is(err, errNoMonitor) {
+		return stopped
+	}
+	if err != nil {
+		e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
+		return status{state: engine.StateStopped, unsettled: true}
+	}
+	if !lxcHasInit(st) {
+		return status{state: engine.StateStopped, unsettled: st != lxcStopped}
+	}
+	pid, err := e.commands.initPID(ctx, sock)
+	if err != nil {
+		if !errors.Is(err, errNoMonitor) {
+			e.log.Warn("lxc monitor gave no init pid; container shown as stopped", "name", name, "err", err)
+		}
+		return status{state: engine.StateStopped, unsettled: true}
+	}
+	// The monitor's own state never says FROZEN: lxc-freeze only writes
+	// the freezer cgroup, which is where lxc-info looks too.
+	state := engine.StateRunning
+	if st == lxcFreezing || st == lxcFrozen {
+		state = engine.StatePaused
+	} else if mounts != nil {
+		frozen, err := e.cgroups.frozen(mounts, pid)
+		if err != nil {
+			e.log.Debug("cannot read freezer state", "name", name, "pid", pid, "err", err)
+		}
+		if frozen {
+			state = engine.StatePaused
+		}
+	}
+	return status{state: state, pid: pid}
+}
+
+// lxcHasInit reports whether a container in state s has an init process
+// that rootd may hand out.
+func lxcHasInit(s lxcState) bool {
+	switch s {
+	case lxcRunning, lxcFreezing, lxcFrozen, lxcThawed:
+		return true
+	}
+	return false
+}
+
+func lxcToState(s lxcState) engine.State {
+	switch s {
+	case lxcRunning, lxcThawed:
+		return engine.StateRunning
+	case lxcFreezing, lxcFrozen:
+		return engine.StatePaused
+	}
+	return engine.StateStopped
+}

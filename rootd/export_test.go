@@ -1,0 +1,5 @@
+package rootd
+
+import "encoding/binary"
+
+var wireOrder = binary.NativeEndian

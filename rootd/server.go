@@ -1,0 +1,390 @@
+// Package rootd is the daemon: it serves the pmdaroot protocol on a unix
+// socket, answering container questions through a Resolver and starting,
+// reaping and stopping agent processes through a Supervisor.
+package rootd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rootd-project/rootd/internal/procfs"
+	"github.com/rootd-project/rootd/wire"
+	"golang.org/x/sys/unix"
+)
+
+// Resolver answers container questions by name. Each call returns the
+// container's init PID alongside the answer, as the replies carry both.
+type Resolver interface {
+	PID(ctx context.Context, name string) (int, error)
+	CgroupPath(ctx context.Context, name string) (pid int, path string, err error)
+	Hostname(ctx context.Context, name string) (pid int, hostname string, err error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Log      *slog.Logger
+	Resolver Resolver
+	// Processes starts and stops agents; nil refuses every start request.
+	Processes *Supervisor
+	Access    Access
+	// RequestTimeout bounds one container lookup (default 5s), so a slow
+	// engine costs its own client time, never other clients'.
+	RequestTimeout time.Duration
+	// ReadTimeout bounds how long the rest of a PDU may take once its first
+	// byte has arrived (default 5s). Idle clients are never timed out: PCP's
+	// collectors connect once and keep the connection for their lifetime.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds sending one reply (default 5s).
+	WriteTimeout time.Duration
+	// HostnameOfPID serves the by-PID HOSTNAME form (default procfs.Hostname).
+	HostnameOfPID func(ctx context.Context, pid int) (string, error)
+}
+
+// Server serves the pmdaroot protocol.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	closing atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*net.UnixConn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewServer returns a Server; call Serve to run it.
+func NewServer(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 5 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.HostnameOfPID == nil {
+		cfg.HostnameOfPID = procfs.Hostname
+	}
+	return &Server{cfg: cfg, log: cfg.Log, conns: map[*net.UnixConn]struct{}{}}
+}
+
+// Serve accepts clients on ln until ctx is cancelled, then stops accepting,
+// lets every request in progress finish, closes the clients and returns nil.
+func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.closing.Store(true)
+		ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			// Wakes connections idle between requests; one mid-request
+			// finishes and then sees closing.
+			c.SetReadDeadline(time.Now())
+		}
+		s.mu.Unlock()
+	})
+	defer stop()
+	var tempDelay time.Duration
+	for {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			if s.closing.Load() {
+				s.wg.Wait()
+				return nil
+			}
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) {
+				// Out of descriptors: back off instead of spinning, the
+				// clients already connected keep being served.
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				s.log.Error("accept", "err", err, "retry_in", tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
+			s.wg.Wait()
+			return err
+		}
+		tempDelay = 0
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		s.conns[conn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, conn)
+				s.mu.Unlock()
+				conn.Close()
+			}()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// session is one client's connection state.
+type session struct {
+	srv   *Server
+	conn  *net.UnixConn
+	log   *slog.Logger
+	in    *bufio.Reader
+	buf   []byte
+	reply []byte
+}
+
+func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
+	peer, err := peerOf(conn)
+	if err != nil {
+		s.log.Warn("cannot read peer credentials, closing", "err", err)
+		return
+	}
+	log := s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)
+	if !s.cfg.Access.Allows(peer) {
+		log.Warn("refusing client: uid not allowed", "peer_gid", peer.GID)
+		return
+	}
+	ss := &session{
+		srv: s, conn: conn, log: log,
+		in:    bufio.NewReaderSize(conn, wire.MaxPDUSize),
+		buf:   make([]byte, wire.MaxPDUSize),
+		reply: make([]byte, 0, wire.MaxPDUSize),
+	}
+	if err := ss.send(wire.AppendInfo(ss.reply[:0], wire.Info{Features: wire.AllFeatures}), nil); err != nil {
+		log.Debug("client left before INFO", "err", err)
+		return
+	}
+	log.Debug("client connected")
+	for !s.closing.Load() {
+		// Wait for a request with no deadline, then give the rest of it a
+		// bounded time: a client that stalls mid-PDU is dropped, an idle one
+		// is not.
+		if _, err := ss.in.Peek(1); err != nil {
+			if !errors.Is(err, io.EOF) && !s.closing.Load() {
+				log.Debug("client read", "err", err)
+			}
+			return
+		}
+		conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		hdr, pdu, err := wire.ReadPDU(ss.in, ss.buf)
+		conn.SetReadDeadline(time.Time{})
+		if err != nil {
+			log.Warn("bad protocol exchange, closing client", "type", hdr.Type, "err", err)
+			return
+		}
+		// A request in progress finishes even when shutdown begins.
+		if !ss.handle(context.WithoutCancel(ctx), hdr, pdu) {
+			return
+		}
+	}
+}
+
+// send writes one whole PDU, with descriptors if rights is not nil, in a
+// single write: PCP's client reads each reply with one recv.
+func (ss *session) send(pdu, rights []byte) error {
+	ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
+	defer ss.conn.SetWriteDeadline(time.Time{})
+	if rights != nil {
+		n, _, err := ss.conn.WriteMsgUnix(pdu, rights, nil)
+		if err == nil && n != len(pdu) {
+			err = io.ErrShortWrite
+		}
+		return err
+	}
+	_, err := ss.conn.Write(pdu)
+	return err
+}
+
+// handle answers one request; false closes the client.
+func (ss *session) handle(ctx context.Context, hdr wire.Header, pdu []byte) bool {
+	switch {
+	case hdr.Type == wire.TypeHostnameReq || hdr.Type == wire.TypeProcessIDReq || hdr.Type == wire.TypeCgroupNameReq:
+		return ss.container(ctx, hdr, pdu)
+	case hdr.Type == wire.TypeStartReq:
+		return ss.start(hdr, pdu)
+	case hdr.Type == wire.TypeStopReq:
+		return ss.stop(hdr, pdu)
+	}
+	ss.log.Warn("bad protocol exchange, closing client", "type", hdr.Type)
+	return false
+}
+
+func (ss *session) replyContainer(t wire.Type, status int32, pid int, name []byte) bool {
+	out, err := wire.AppendContainer(ss.reply[:0], wire.Container{Type: t, Status: status, PID: int32(pid), Name: name})
+	if err != nil {
+		ss.log.Error("reply does not fit the protocol", "type", t, "err", err)
+		out, _ = wire.AppendContainer(ss.reply[:0], wire.Container{Type: t, Status: -int32(syscall.E2BIG)})
+	}
+	if err := ss.send(out, nil); err != nil {
+		ss.log.Debug("client left before its reply", "type", t, "err", err)
+		return false
+	}
+	return true
+}
+
+func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) bool {
+	replyType, _ := hdr.Type.Reply()
+	req, err := wire.DecodeContainer(pdu)
+	if err == nil && req.Status != 0 {
+		err = errors.New("request carries a status")
+	}
+	if err == nil && len(req.Name) == 0 && hdr.Type != wire.TypeHostnameReq {
+		err = errors.New("empty container name")
+	}
+	if err != nil {
+		// The PDU was framed by its header, so the stream is still in step:
+		// answer the error instead of dropping the client.
+		ss.log.Warn("invalid request", "type", hdr.Type, "err", err)
+		return ss.replyContainer(replyType, -int32(syscall.EINVAL), 0, nil)
+	}
+	ctx, cancel := context.WithTimeout(ctx, ss.srv.cfg.RequestTimeout)
+	defer cancel()
+
+	if len(req.Name) == 0 {
+		name, err := ss.srv.cfg.HostnameOfPID(ctx, int(req.PID))
+		if err != nil {
+			ss.log.Info("hostname by pid failed", "pid", req.PID, "err", err)
+			return ss.replyContainer(replyType, statusOf(err), 0, nil)
+		}
+		return ss.replyContainer(replyType, 0, int(req.PID), []byte(name))
+	}
+	r := ss.srv.cfg.Resolver
+	if r == nil {
+		return ss.replyContainer(replyType, wire.StatusNoContainer, 0, nil)
+	}
+	name := string(req.Name)
+	var (
+		pid    int
+		answer string
+	)
+	switch hdr.Type {
+	case wire.TypeProcessIDReq:
+		pid, err = r.PID(ctx, name)
+	case wire.TypeCgroupNameReq:
+		pid, answer, err = r.CgroupPath(ctx, name)
+	default:
+		pid, answer, err = r.Hostname(ctx, name)
+	}
+	if err != nil {
+		ss.logLookupError(hdr.Type, name, err)
+		return ss.replyContainer(replyType, statusOf(err), 0, nil)
+	}
+	return ss.replyContainer(replyType, 0, pid, []byte(answer))
+}
+
+func (ss *session) logLookupError(t wire.Type, name string, err error) {
+	level := slog.LevelDebug
+	if !errorsIsAny(err, errNotFoundLike...) {
+		level = slog.LevelInfo
+	}
+	ss.log.Log(context.Background(), level, "lookup failed", "type", t, "name", name, "err", err)
+}
+
+func (ss *session) start(hdr wire.Header, pdu []byte) bool {
+	req, err := wire.DecodeStart(pdu)
+	label := []byte(nil)
+	if err == nil {
+		label = req.Label
+	}
+	fail := func(reason string, err error) bool {
+		ss.log.Warn("agent not started", "reason", reason, "label", string(label), "err", err)
+		out, _ := wire.AppendStart(ss.reply[:0], wire.Start{Type: wire.TypeStart, Status: wire.StatusGeneric, IPCType: req.IPCType, Label: label})
+		return ss.send(out, emptyRights()) == nil
+	}
+	if err != nil {
+		return fail("invalid request", err)
+	}
+	if req.Status != 0 {
+		return fail("invalid request", errors.New("request carries a status"))
+	}
+	procs := ss.srv.cfg.Processes
+	if procs == nil {
+		return fail("process control disabled", nil)
+	}
+	argv, err := wire.SplitArgs(string(req.Args))
+	if err != nil {
+		return fail("bad arguments", err)
+	}
+	pipe := req.IPCType == wire.IPCPipe
+	child, err := procs.Start(string(req.Label), argv, pipe)
+	if err != nil {
+		return fail("start failed", err)
+	}
+	rights := emptyRights()
+	if pipe {
+		rights = unix.UnixRights(int(child.ToChild.Fd()), int(child.FromChild.Fd()))
+	}
+	out, _ := wire.AppendStart(ss.reply[:0], wire.Start{Type: wire.TypeStart, PID: int32(child.PID), IPCType: req.IPCType, Label: req.Label})
+	err = ss.send(out, rights)
+	if child.ToChild != nil {
+		child.ToChild.Close()
+		child.FromChild.Close()
+	}
+	if err != nil {
+		// Nobody holds this child's pid or pipes: stop it rather than leave
+		// an orphan agent running as root.
+		ss.log.Warn("client left before STARTPMDA reply, killing the new agent", "pid", child.PID, "err", err)
+		procs.Signal(child.PID, syscall.SIGKILL)
+		return false
+	}
+	return true
+}
+
+// emptyRights is the control message the reference sends when no
+// descriptors travel: an SCM_RIGHTS header of length CMSG_LEN(0).
+func emptyRights() []byte { return unix.UnixRights() }
+
+func (ss *session) stop(hdr wire.Header, pdu []byte) bool {
+	req, err := wire.DecodeStop(pdu)
+	if err == nil && req.Status != 0 {
+		err = errors.New("request carries a status")
+	}
+	reply := wire.Stop{Type: wire.TypeStop, PID: req.PID, Force: req.Force}
+	procs := ss.srv.cfg.Processes
+	switch {
+	case err != nil:
+		ss.log.Warn("invalid request", "type", hdr.Type, "err", err)
+		reply.Status = -int32(syscall.EINVAL)
+	case procs == nil:
+		reply.Status = -int32(syscall.EPERM)
+	case req.Force != 0 || req.PID >= 1:
+		sig := syscall.SIGTERM
+		if req.Force != 0 {
+			sig = syscall.SIGKILL
+		}
+		if err := procs.Signal(int(req.PID), sig); err != nil {
+			ss.log.Warn("refused to signal", "pid", req.PID, "signal", sig, "err", err)
+			reply.Status = statusOf(err)
+		} else {
+			ss.log.Info("signalled agent", "pid", req.PID, "signal", sig)
+		}
+	default:
+		reply.PID = 0
+		if e, ok := procs.Collect(); ok {
+			reply.PID, reply.Code = int32(e.PID), int32(e.Status)
+		}
+	}
+	out, _ := wire.AppendStop(ss.reply[:0], reply)
+	return ss.send(out, nil) == nil
+}
+
+// Clients returns the number of clients connected now.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
