@@ -226,9 +226,9 @@ func TestNamesAndLabels(t *testing.T) {
 	}{
 		{"ctr run", "ctr1", nil, []string{"ctr1"}},
 		{"plain with labels", "ctr2", map[string]string{"app": "x"}, []string{"ctr2"}},
-		{"cri container", hexID, k8s, []string{"shop/web-7d4b9c/nginx"}},
-		{"cri sandbox", hexID, sandbox, []string{"shop/web-7d4b9c"}},
-		{"pod name without namespace", hexID, map[string]string{engine.LabelPodName: "p"}, []string{hexID}},
+		{"cri container", hexID, k8s, nil},
+		{"cri sandbox", hexID, sandbox, nil},
+		{"pod name alone", hexID, map[string]string{engine.LabelPodName: "p"}, nil},
 		{"nerdctl", hexID, map[string]string{LabelNerdctlName: "db"}, []string{"db"}},
 	}
 	for _, tt := range tests {

@@ -58,20 +58,18 @@ func stateOf(t *taskState) (engine.State, int) {
 
 // namesFor derives the human names of a container:
 //
-//   - CRI (Kubernetes) containers have generated hex IDs and carry their
-//     identity in labels; a container is named "<pod-namespace>/<pod>/<container>"
-//     and a pod sandbox "<pod-namespace>/<pod>". The labels themselves are kept
-//     too, under the same keys rootd's resolver uses for pod queries.
-//   - nerdctl containers also have generated IDs; their name is the
-//     nerdctl/name label.
-//   - Otherwise (ctr run IMAGE NAME, most other clients) the ID is the name.
+//   - CRI (Kubernetes) containers and pod sandboxes (they carry the pod
+//     labels) get none: their identity is in the labels, which the resolver
+//     matches as NAMESPACE/POD/CONTAINER. A name spelled the same way would
+//     defeat the resolver's rule that prefers the running one of a restarted
+//     container's generations, which applies only to label matches.
+//   - nerdctl containers have generated IDs; their name is the nerdctl/name
+//     label.
+//   - Otherwise (ctr run IMAGE NAME, most other clients) the ID is the name
+//     the user chose.
 func namesFor(id string, labels map[string]string) []string {
-	podNS, pod := labels[engine.LabelPodNamespace], labels[engine.LabelPodName]
-	if podNS != "" && pod != "" {
-		if c := labels[engine.LabelContainerName]; c != "" {
-			return []string{podNS + "/" + pod + "/" + c}
-		}
-		return []string{podNS + "/" + pod}
+	if labels[engine.LabelPodName] != "" || labels[engine.LabelPodNamespace] != "" {
+		return nil
 	}
 	if n := labels[LabelNerdctlName]; n != "" {
 		return []string{n}

@@ -128,7 +128,13 @@ func (g *grpcDaemon) Tasks(ctx context.Context, namespace string) ([]taskState, 
 	}
 	out := make([]taskState, 0, len(resp.Tasks))
 	for _, p := range resp.Tasks {
-		out = append(out, taskState{ContainerID: p.ContainerID, PID: p.Pid, Status: p.Status})
+		// containerd 1.6 leaves ContainerID empty here; an init task's ID is
+		// its container's.
+		id := p.ContainerID
+		if id == "" {
+			id = p.ID
+		}
+		out = append(out, taskState{ContainerID: id, PID: p.Pid, Status: p.Status})
 	}
 	return out, nil
 }

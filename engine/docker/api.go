@@ -17,8 +17,13 @@ import (
 	"github.com/rootd-project/rootd/engine"
 )
 
-// inspectConcurrency bounds the inspect calls one List makes at a time.
-const inspectConcurrency = 4
+const (
+	// inspectConcurrency bounds the inspect calls one List makes at a time.
+	inspectConcurrency = 4
+	// apiTimeout is how long a daemon that accepts connections but does
+	// not answer is waited for before it counts as unavailable.
+	apiTimeout = 10 * time.Second
+)
 
 // apiEngine lists containers through the Docker Engine API.
 type apiEngine struct {
@@ -41,10 +46,16 @@ func (e *apiEngine) Close() error { return e.cli.Close() }
 // List asks the daemon for every container, then inspects those with a
 // process for their PIDs, which the list call does not report.
 func (e *apiEngine) List(ctx context.Context) ([]engine.Container, error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
-		if client.IsErrConnectionFailed(err) {
-			return e.listFallback(ctx, err)
+		if parent.Err() != nil {
+			return nil, parent.Err()
+		}
+		if client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) {
+			return e.listFallback(parent, err)
 		}
 		return nil, fmt.Errorf("docker list: %w", err)
 	}
@@ -85,7 +96,10 @@ func (e *apiEngine) List(ctx context.Context) ([]engine.Container, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		if client.IsErrConnectionFailed(err) {
+		if parent.Err() != nil {
+			return nil, parent.Err()
+		}
+		if client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("docker at %s: %w: %w", e.host, engine.ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("docker inspect: %w", err)
@@ -180,21 +194,22 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 	)
 	for {
 		sub, cancel := context.WithCancel(ctx)
-		stream := e.cli.Events(sub, client.EventsListOptions{Since: eventTime(since), Filters: filters})
-		// Events returns once the daemon answered or the request failed; a
-		// failed request has already put its error on the channel.
-		var err error
-		select {
-		case err = <-stream.Err:
-		default:
+		// Events reports a failed request only after it has returned, so a
+		// ping first tells "daemon answers" from "daemon gone" reliably.
+		pingCtx, pingDone := context.WithTimeout(sub, apiTimeout)
+		_, err := e.cli.Ping(pingCtx, client.PingOptions{
+			NegotiateAPIVersion: true,
+			// The daemon may have been upgraded while it was away.
+			ForceNegotiate: unavailable,
+		})
+		pingDone()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("docker at %s did not answer within %s: %w", e.host, apiTimeout, err)
 		}
 		if err == nil {
+			stream := e.cli.Events(sub, client.EventsListOptions{Since: eventTime(since), Filters: filters})
 			if unavailable || broken {
 				e.log.Info("docker: event stream re-established; resyncing", "host", e.host)
-				if unavailable {
-					// The daemon may have been upgraded while it was away.
-					_, _ = e.cli.Ping(sub, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true})
-				}
 				if !send(ctx, out, engine.Event{Kind: engine.Resync, Engine: Name}) {
 					cancel()
 					return
@@ -212,7 +227,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 		if ctx.Err() != nil {
 			return
 		}
-		if client.IsErrConnectionFailed(err) {
+		if client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) {
 			if !unavailable {
 				unavailable = true
 				e.log.Warn("docker: daemon unreachable", "host", e.host, "err", err)

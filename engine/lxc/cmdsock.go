@@ -108,6 +108,9 @@ func (c commandClient) query(ctx context.Context, socket string, cmd int32) (ret
 	// requests from other non-root users.
 	cred := unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
 	if _, _, err := uc.WriteMsgUnix(req[:], cred, nil); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			return 0, 0, errNoMonitor
+		}
 		return 0, 0, fmt.Errorf("send command %d to %s: %w", cmd, socket, err)
 	}
 	var rsp [cmdStructSize]byte

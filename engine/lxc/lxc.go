@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -51,6 +52,12 @@ func configure(fs *flag.FlagSet) engine.OpenFunc {
 }
 
 func open(env engine.Env, pathFlag, infoFlag, lxcConf string) (*Engine, error) {
+	if env.Log == nil {
+		env.Log = slog.Default()
+	}
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
 	lxcpath, err := resolveLXCPath(pathFlag, env.Getenv, lxcConf)
 	if err != nil {
 		return nil, err
@@ -59,10 +66,16 @@ func open(env engine.Env, pathFlag, infoFlag, lxcConf string) (*Engine, error) {
 	if info == "" {
 		info = env.Getenv("PCP_LXC_INFO")
 	}
+	infoCmd := strings.Fields(info)
+	if len(infoCmd) > 0 {
+		if _, err := exec.LookPath(infoCmd[0]); err != nil {
+			return nil, fmt.Errorf("lxc-info command: %w", err)
+		}
+	}
 	e := &Engine{
 		log:      env.Log,
 		lxcpath:  lxcpath,
-		infoCmd:  strings.Fields(info),
+		infoCmd:  infoCmd,
 		commands: commandClient{timeout: time.Second},
 		cgroups:  cgroups{procRoot: "/proc"},
 	}

@@ -44,8 +44,10 @@ const (
 // never starts a process.
 func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 	wasUp := true
-	for ctx.Err() == nil {
-		err := e.watch(ctx, events, !wasUp)
+	// After the first session, events may have been missed while no
+	// watch was in place.
+	for first := true; ctx.Err() == nil; first = false {
+		err := e.watch(ctx, events, !first)
 		if ctx.Err() != nil {
 			return
 		}

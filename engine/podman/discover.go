@@ -75,7 +75,7 @@ func (s storage) runDir() string {
 }
 
 // layout is what discovery found: the roots that exist (watched for a first
-// driver directory appearing) and the storages with containers.json.
+// driver directory appearing) and their driver directories.
 type layout struct {
 	roots    []storageRoot
 	storages []storage
@@ -149,10 +149,10 @@ func discover(p hostPaths, log *slog.Logger) layout {
 			continue
 		}
 		for _, e := range entries {
+			// A driver directory counts before its containers.json exists:
+			// podman creates the file right after, and the directory must
+			// already be watched to see it appear.
 			if !e.IsDir() || !strings.HasSuffix(e.Name(), "-containers") {
-				continue
-			}
-			if _, err := statBeneath(r.Graph, e.Name()+"/containers.json"); err != nil {
 				continue
 			}
 			storages = append(storages, storage{storageRoot: r, DataName: e.Name(), RunName: e.Name()})

@@ -91,6 +91,7 @@ func (h *fakeHost) writeStorage(graph, run, driver string, cs ...fakeContainer) 
 		Metadata string   `json:"metadata"`
 	}
 	recs := []rec{}
+	h.mkdir(fmt.Sprintf("%s/%s-containers", run, driver))
 	for _, c := range cs {
 		recs = append(recs, rec{c.id, c.names, `{"image-name":"localhost/bb:latest"}`})
 		ud := fmt.Sprintf("%s/%s-containers/%s/userdata", run, driver, c.id)

@@ -1,0 +1,169 @@
+// Command rootd is the privileged container-resolution service for PCP: a
+// drop-in replacement for pmdaroot's socket.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/internal/cli"
+	"github.com/rootd-project/rootd/internal/pcpconf"
+	"github.com/rootd-project/rootd/resolver"
+	"github.com/rootd-project/rootd/rootd"
+)
+
+const usage = `Usage: rootd [-s PATH] [-l LOGFILE] [flags]
+
+rootd answers PCP's privileged "root" socket: it resolves containers of every
+configured engine (by name, full ID or unique ID prefix) to their init PID,
+hostname and cgroup path, and starts, reaps and stops pmcd's agents. It runs
+in the foreground; stop it with SIGTERM or SIGINT.
+
+Only root, the PCP account and the users and groups given with --allow-uid
+and --allow-gid may connect.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	pcp := pcpconf.Load(os.Getenv)
+	fs := flag.NewFlagSet("rootd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		socket     = fs.String("s", pcp.SocketPath(), "socket `path` (default from PCP_VAR_DIR in the environment or pcp.conf)")
+		logPath    = fs.String("l", "", "log `file` (default: standard error)")
+		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+		engines    cli.List
+		allowUIDs  cli.List
+		allowGIDs  cli.List
+		allowExec  cli.List
+		reqTimeout = fs.Duration("request-timeout", 5*time.Second, "longest one container lookup may take")
+		readTO     = fs.Duration("read-timeout", 5*time.Second, "longest a client may take to send the rest of a request once begun")
+	)
+	fs.Var(&engines, "engines", "comma-separated `engines` to use (default: all compiled in: "+strings.Join(driverNames(), ", ")+")")
+	fs.Var(&allowUIDs, "allow-uid", "also allow these `users` (names or uids; repeatable, comma-separated)")
+	fs.Var(&allowGIDs, "allow-gid", "also allow members of these `groups` (names or gids; repeatable)")
+	fs.Var(&allowExec, "allow-exec", "only start these `programs` for pmcd; an entry ending in / allows a directory (default: any, as pmdaroot)")
+	set := engine.Configure(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nEngines compiled in:")
+		for _, d := range engine.Drivers() {
+			fmt.Fprintf(stderr, "  %-11s %s\n", d.Name, d.Summary)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rootd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	logOut, err := cli.OpenLog(*logPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "rootd: %v\n", err)
+		return 1
+	}
+	log, err := cli.Logger(logOut, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "rootd: %v\n", err)
+		return 2
+	}
+	fail := func(msg string, err error) int {
+		log.Error(msg, "err", err)
+		fmt.Fprintf(stderr, "rootd: %s: %v\n", msg, err)
+		return 1
+	}
+
+	access := rootd.Access{}
+	if access.UIDs, err = cli.UIDs(allowUIDs); err != nil {
+		return fail("--allow-uid", err)
+	}
+	if access.GIDs, err = cli.GIDs(allowGIDs); err != nil {
+		return fail("--allow-gid", err)
+	}
+	if u, err := user.Lookup(pcp.User); err == nil {
+		ids, _ := cli.UIDs([]string{u.Uid})
+		for id := range ids {
+			access.UIDs[id] = true
+		}
+	} else {
+		log.Info("PCP account not found; only root and --allow-uid/--allow-gid may connect", "user", pcp.User)
+	}
+
+	opened, err := set.Open(engine.Env{Log: log, Getenv: os.Getenv}, engines)
+	if err != nil {
+		return fail("opening engines", err)
+	}
+	defer func() {
+		for _, e := range opened {
+			if c, ok := e.(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}()
+
+	ln, err := rootd.Listen(*socket, rootd.ListenOptions{Group: pcp.Group})
+	if err != nil {
+		return fail("cannot listen", err)
+	}
+	defer ln.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	res := resolver.New(opened, resolver.Options{Log: log})
+	resDone := make(chan struct{})
+	go func() {
+		defer close(resDone)
+		res.Run(ctx)
+	}()
+
+	srv := rootd.NewServer(rootd.Config{
+		Log:            log,
+		Resolver:       res,
+		Processes:      rootd.NewSupervisor(rootd.SupervisorConfig{Log: log, AllowedPrograms: allowExec}),
+		Access:         access,
+		RequestTimeout: *reqTimeout,
+		ReadTimeout:    *readTO,
+	})
+	names := make([]string, len(opened))
+	for i, e := range opened {
+		names[i] = e.Name()
+	}
+	log.Info("rootd listening", "socket", *socket, "engines", names, "pid", os.Getpid())
+	err = srv.Serve(ctx, ln)
+	<-resDone
+	if err != nil {
+		return fail("serve", err)
+	}
+	log.Info("rootd stopped")
+	return 0
+}
+
+func driverNames() []string {
+	var names []string
+	for _, d := range engine.Drivers() {
+		names = append(names, d.Name)
+	}
+	return names
+}

@@ -1,0 +1,85 @@
+// Package cli holds what rootd's two programs share: flag types, logging
+// setup and the list parsing of --allow-uid and friends.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+)
+
+// List is a flag that may be repeated and also takes comma-separated values.
+type List []string
+
+func (l *List) String() string { return strings.Join(*l, ",") }
+
+// Set appends the comma-separated values of one flag occurrence.
+func (l *List) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// UIDs resolves user names or numbers.
+func UIDs(names []string) (map[uint32]bool, error) {
+	return ids(names, func(n string) (string, error) {
+		u, err := user.Lookup(n)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	})
+}
+
+// GIDs resolves group names or numbers.
+func GIDs(names []string) (map[uint32]bool, error) {
+	return ids(names, func(n string) (string, error) {
+		g, err := user.LookupGroup(n)
+		if err != nil {
+			return "", err
+		}
+		return g.Gid, nil
+	})
+}
+
+func ids(names []string, lookup func(string) (string, error)) (map[uint32]bool, error) {
+	out := map[uint32]bool{}
+	for _, n := range names {
+		s := n
+		if _, err := strconv.ParseUint(n, 10, 32); err != nil {
+			if s, err = lookup(n); err != nil {
+				return nil, fmt.Errorf("unknown user or group %q", n)
+			}
+		}
+		id, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("bad id %q for %q", s, n)
+		}
+		out[uint32(id)] = true
+	}
+	return out, nil
+}
+
+// Logger builds the slog logger for a level name, writing text to w.
+func Logger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad log level %q (debug, info, warn, error)", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// OpenLog opens path for appending, or returns stderr for "" or "-".
+func OpenLog(path string) (io.Writer, error) {
+	if path == "" || path == "-" {
+		return os.Stderr, nil
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+}

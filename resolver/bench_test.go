@@ -1,0 +1,66 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/engine/static"
+)
+
+// benchResolver indexes n docker containers (and an empty podman engine, so
+// that every lookup crosses more than one engine) and returns a sample.
+func benchResolver(b *testing.B, n int) (*Resolver, engine.Container) {
+	b.Helper()
+	cs := make([]engine.Container, n)
+	proc := newFakeProc()
+	for i := range cs {
+		cs[i] = running(id(fmt.Sprint(i)), 1000+i, fmt.Sprintf("web-%d", i))
+		proc.setCgroup(1000+i, "docker/"+cs[i].ID)
+	}
+	r := newTestResolver(b, proc, static.New("docker", cs), static.New("podman", nil))
+	if err := r.Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return r, cs[n/2]
+}
+
+func BenchmarkResolve(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10, 1000, 10000} {
+		r, c := benchResolver(b, n)
+		for _, q := range []struct{ kind, query string }{
+			{"name", c.Names[0]},
+			{"id", c.ID},
+			{"prefix", c.ID[:12]},
+		} {
+			b.Run(fmt.Sprintf("%s/%d", q.kind, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					got, err := r.Resolve(ctx, q.query)
+					if err != nil || got.ID != c.ID {
+						b.Fatalf("Resolve(%s) = %s, %v", q.query, got.ID, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkCgroupPathParallel(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10, 10000} {
+		r, c := benchResolver(b, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, _, err := r.CgroupPath(ctx, c.Names[0]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,385 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rootd-project/rootd/engine"
+)
+
+// eventBuffer is the capacity of each engine's event channel; events that
+// arrive together are applied as one batch, with one index rebuild.
+const eventBuffer = 256
+
+type availability uint8
+
+const (
+	stateUnknown availability = iota // never listed
+	stateAvailable
+	stateUnavailable
+)
+
+// engineState is the resolver's view of one engine. Readers use only idx;
+// everything else is guarded by mu and changed by Lists and events.
+type engineState struct {
+	name string
+	eng  engine.Engine
+	log  *slog.Logger
+	idx  atomic.Pointer[engineIndex]
+
+	mu          sync.Mutex
+	entries     map[string]*entry // what idx was built from
+	state       availability
+	lastErr     error
+	lastRefresh time.Time
+	inflight    *listCall // the List running now, if any
+	doneSeq     uint64    // sequence number of the newest finished List
+	// journal keeps the events applied while inflight runs: they may be
+	// newer than what that List saw, so they are applied again on top of
+	// its result.
+	journal []engine.Event
+}
+
+// listCall is one List of one engine, shared by everyone who needs it.
+type listCall struct {
+	seq      uint64
+	deadline time.Time
+	done     chan struct{} // closed when finished
+	err      error         // set before done is closed
+	overdue  bool          // a waiter gave up on it; guarded by engineState.mu
+}
+
+// errListTimeout is reported when an engine's List outlives RefreshTimeout.
+var errListTimeout = errors.New("list did not return in time")
+
+// listAfter makes sure a List of s that started after token has finished,
+// starting one or joining the one in flight, and returns its error. It never
+// waits past the deadline of the List it waits for, and not at all for a
+// List that is already overdue.
+func (r *Resolver) listAfter(ctx context.Context, s *engineState, token uint64) error {
+	for {
+		s.mu.Lock()
+		if s.doneSeq > token {
+			err := s.lastErr
+			s.mu.Unlock()
+			return err
+		}
+		call := s.inflight
+		if call == nil {
+			call = r.startList(s)
+		}
+		s.mu.Unlock()
+
+		if r.testHookWait != nil {
+			r.testHookWait(call.seq)
+		}
+		// A List already past its deadline fires the timer at once: nobody
+		// waits twice for a hung engine.
+		timer := time.NewTimer(time.Until(call.deadline))
+		select {
+		case <-call.done:
+			timer.Stop()
+			if call.seq > token {
+				return call.err
+			}
+			// It started before our token; go round for a newer one.
+		case <-timer.C:
+			return r.overdue(s, call)
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// overdue records, once per List, that it has outlived its deadline.
+func (r *Resolver) overdue(s *engineState, call *listCall) error {
+	err := fmt.Errorf("engine %s: %w (%v)", s.name, errListTimeout, r.opts.RefreshTimeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight == call && !call.overdue {
+		call.overdue = true
+		s.lastErr = err
+		s.log.Warn("engine list is hung; using its last known containers", "timeout", r.opts.RefreshTimeout)
+	}
+	return err
+}
+
+// startList starts a List of s; s.mu must be held.
+func (r *Resolver) startList(s *engineState) *listCall {
+	call := &listCall{
+		seq:      r.seq.Add(1),
+		deadline: time.Now().Add(r.opts.RefreshTimeout),
+		done:     make(chan struct{}),
+	}
+	s.inflight = call
+	s.journal = s.journal[:0]
+	go r.runList(s, call)
+	return call
+}
+
+func (r *Resolver) runList(s *engineState, call *listCall) {
+	ctx, cancel := context.WithDeadline(context.Background(), call.deadline)
+	cs, err := safeList(ctx, s.eng)
+	cancel()
+
+	s.mu.Lock()
+	s.inflight = nil
+	s.doneSeq = call.seq
+	switch {
+	case err == nil:
+		fresh := make(map[string]*entry, len(cs))
+		for _, c := range cs {
+			c, ok := s.normalize(c)
+			if !ok {
+				continue
+			}
+			if _, dup := fresh[c.ID]; dup {
+				s.log.Warn("engine listed a container twice; keeping the first", "id", c.ID)
+				continue
+			}
+			fresh[c.ID] = newEntry(c, s.entries[c.ID])
+		}
+		s.entries = fresh
+		s.becomeAvailable(len(fresh))
+		s.lastRefresh = time.Now()
+		for _, ev := range s.journal {
+			s.apply(ev)
+		}
+	case errors.Is(err, engine.ErrUnavailable):
+		s.becomeUnavailable(err)
+	default:
+		if s.lastErr == nil || s.lastErr.Error() != err.Error() {
+			s.log.Warn("listing containers failed; keeping the last known ones", "err", err)
+		}
+		s.lastErr = err
+	}
+	s.journal = s.journal[:0]
+	r.publish(s)
+	s.mu.Unlock()
+
+	call.err = err
+	close(call.done)
+}
+
+// safeList calls List, turning a panic in the engine into an error: one
+// broken engine must not take the daemon, and every other engine, down.
+func safeList(ctx context.Context, e engine.Engine) (cs []engine.Container, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("engine %s: List panicked: %v\n%s", e.Name(), p, debug.Stack())
+		}
+	}()
+	return e.List(ctx)
+}
+
+// normalize makes c obey the engine contract as the index relies on it: the
+// right engine name, an ID, names without "/".
+func (s *engineState) normalize(c engine.Container) (engine.Container, bool) {
+	if c.ID == "" {
+		s.log.Warn("engine reported a container without an ID; skipped", "names", c.Names)
+		return c, false
+	}
+	c.Engine = s.name
+	for i, n := range c.Names {
+		if n == "" || n[0] == '/' {
+			c.Names = cleanNames(c.Names[:i:i], c.Names[i:])
+			break
+		}
+	}
+	return c, true
+}
+
+// cleanNames appends the names of rest to kept (a fresh slice is made),
+// without leading "/" and without empty ones.
+func cleanNames(kept, rest []string) []string {
+	out := make([]string, 0, len(kept)+len(rest))
+	out = append(out, kept...)
+	for _, n := range rest {
+		if n = strings.TrimPrefix(n, "/"); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *engineState) becomeAvailable(n int) {
+	switch s.state {
+	case stateUnavailable:
+		s.log.Info("engine available again", "containers", n)
+	case stateUnknown:
+		s.log.Info("engine available", "containers", n)
+	}
+	s.state = stateAvailable
+	s.lastErr = nil
+}
+
+func (s *engineState) becomeUnavailable(err error) {
+	if err == nil {
+		err = engine.ErrUnavailable
+	}
+	switch s.state {
+	case stateUnknown:
+		s.log.Info("engine not available", "err", err)
+	case stateAvailable:
+		s.log.Warn("engine became unavailable; its containers no longer resolve", "err", err)
+	}
+	s.state = stateUnavailable
+	s.lastErr = err
+	clear(s.entries)
+}
+
+// apply applies an Upsert, Remove or Unavailable event to s.entries and
+// journals it if a List is running; s.mu must be held.
+func (s *engineState) apply(ev engine.Event) {
+	if s.inflight != nil {
+		s.journal = append(s.journal, ev)
+	}
+	switch ev.Kind {
+	case engine.Unavailable:
+		s.becomeUnavailable(ev.Err)
+	case engine.Upsert:
+		// While unavailable, containers stay hidden until a List succeeds:
+		// an engine that reconnects must Resync (see engine.Watcher).
+		if s.state == stateUnavailable {
+			return
+		}
+		if c, ok := s.normalize(ev.Container); ok {
+			s.entries[c.ID] = newEntry(c, s.entries[c.ID])
+		}
+	case engine.Remove:
+		if s.state != stateUnavailable {
+			delete(s.entries, ev.ID)
+		}
+	}
+}
+
+// publish swaps in a new index built from s.entries; s.mu must be held.
+func (r *Resolver) publish(s *engineState) {
+	s.idx.Store(buildIndex(s.entries))
+	r.gen.Add(1)
+}
+
+// refresh lists the engines in scope, in parallel, each after token (see
+// listAfter). It returns the failures other than engine.ErrUnavailable, or
+// ctx's error.
+func (r *Resolver) refresh(ctx context.Context, scope int, token uint64) error {
+	lo, hi := r.bounds(scope)
+	errs := make([]error, hi-lo)
+	var wg sync.WaitGroup
+	for i := lo; i < hi; i++ {
+		wg.Go(func() {
+			if err := r.listAfter(ctx, r.engines[i], token); err != nil && !errors.Is(err, engine.ErrUnavailable) {
+				errs[i-lo] = err
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// Refresh lists every engine now, or joins Lists that started after the
+// call. Engines that are not available are not an error (see Status); other
+// List failures are returned.
+func (r *Resolver) Refresh(ctx context.Context) error {
+	return r.refresh(ctx, -1, r.seq.Load())
+}
+
+// Run lists every engine and keeps the index current from their events
+// until ctx is done. Watches start before the first List, so that nothing
+// happening in between is missed. Run is meant to be called once.
+func (r *Resolver) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range r.engines {
+		w, ok := s.eng.(engine.Watcher)
+		if !ok {
+			continue
+		}
+		events := make(chan engine.Event, eventBuffer)
+		wg.Go(func() { r.watch(ctx, s, w, events) })
+		wg.Go(func() { r.consume(ctx, s, events) })
+	}
+	// Failures are logged and recorded per engine.
+	_ = r.Refresh(ctx)
+	<-ctx.Done()
+	wg.Wait()
+}
+
+func (r *Resolver) watch(ctx context.Context, s *engineState, w engine.Watcher, events chan<- engine.Event) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("engine Watch panicked; its events are lost until restart", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	w.Watch(ctx, events)
+	if ctx.Err() == nil {
+		s.log.Warn("engine Watch returned early; the index now relies on lookups to refresh it")
+	}
+}
+
+// consume applies s's events in batches until ctx is done.
+func (r *Resolver) consume(ctx context.Context, s *engineState, events <-chan engine.Event) {
+	batch := make([]engine.Event, 0, eventBuffer)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			batch = append(batch[:0], ev)
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case ev := <-events:
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		r.applyBatch(ctx, s, batch)
+	}
+}
+
+// applyBatch applies events in order. Upsert, Remove and Unavailable change
+// the index at once; Resync leads to one List, which starts after the batch
+// was taken, unless an Unavailable comes after it.
+func (r *Resolver) applyBatch(ctx context.Context, s *engineState, batch []engine.Event) {
+	var resync bool
+	var token uint64
+	changed := false
+	s.mu.Lock()
+	for _, ev := range batch {
+		switch ev.Kind {
+		case engine.Resync:
+			if !resync {
+				resync, token = true, r.seq.Load()
+			}
+		case engine.Upsert, engine.Remove, engine.Unavailable:
+			s.apply(ev)
+			changed = true
+			if ev.Kind == engine.Unavailable {
+				resync = false
+			}
+		default:
+			s.log.Warn("engine sent an unknown event; ignored", "kind", ev.Kind.String())
+		}
+	}
+	if changed {
+		r.publish(s)
+	}
+	s.mu.Unlock()
+	if resync {
+		// Errors are recorded and logged by the List itself.
+		_ = r.listAfter(ctx, s, token)
+	}
+}

@@ -1,0 +1,178 @@
+package resolver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/engine/static"
+	"github.com/rootd-project/rootd/internal/procfs"
+)
+
+// waitLimit bounds waits for asynchronous work; it guards against hangs and
+// is never what a test asserts.
+const waitLimit = 10 * time.Second
+
+// id makes a realistic 64-hex-digit ID from a seed.
+func id(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return hex.EncodeToString(sum[:])
+}
+
+func running(idStr string, pid int, names ...string) engine.Container {
+	return engine.Container{ID: idStr, Names: names, PID: pid, State: engine.StateRunning}
+}
+
+func stopped(idStr string, names ...string) engine.Container {
+	return engine.Container{ID: idStr, Names: names, State: engine.StateStopped}
+}
+
+func withPod(c engine.Container, ns, pod, ctr string) engine.Container {
+	c.Labels = map[string]string{
+		engine.LabelPodNamespace:  ns,
+		engine.LabelPodName:       pod,
+		engine.LabelContainerName: ctr,
+	}
+	return c
+}
+
+// fakeProc stands in for /proc: cgroup paths and hostnames by PID.
+type fakeProc struct {
+	mu          sync.Mutex
+	cgroups     map[int]string
+	hostnames   map[int]string
+	cgroupReads atomic.Int64
+}
+
+func newFakeProc() *fakeProc {
+	return &fakeProc{cgroups: map[int]string{}, hostnames: map[int]string{}}
+}
+
+func (f *fakeProc) setCgroup(pid int, path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cgroups[pid] = path
+}
+
+func (f *fakeProc) cgroup(pid int) (string, error) {
+	f.cgroupReads.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.cgroups[pid]
+	switch {
+	case !ok:
+		return "", unix.ESRCH
+	case p == "":
+		return "", procfs.ErrRootCgroup
+	}
+	return p, nil
+}
+
+func (f *fakeProc) hostname(_ context.Context, pid int) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.hostnames[pid]
+	if !ok {
+		return "", unix.ESRCH
+	}
+	return h, nil
+}
+
+// logBuffer collects log output safely across goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newTestResolver builds a resolver over engines with a fake /proc.
+func newTestResolver(t testing.TB, proc *fakeProc, engines ...engine.Engine) *Resolver {
+	t.Helper()
+	if proc == nil {
+		proc = newFakeProc()
+	}
+	return New(engines, Options{Log: quietLog(), Cgroup: proc.cgroup, Hostname: proc.hostname})
+}
+
+// gated wraps a static engine so that a test can hold List calls: each call
+// takes the engine's contents first, then announces itself on entered and
+// waits for release. What it returns is therefore what the engine held when
+// the call began.
+type gated struct {
+	*static.Engine
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGated(e *static.Engine) *gated {
+	return &gated{Engine: e, entered: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (g *gated) List(ctx context.Context) ([]engine.Container, error) {
+	cs, err := g.Engine.List(ctx)
+	g.entered <- struct{}{}
+	<-g.release
+	return cs, err
+}
+
+// hung ignores its context and blocks until unblocked: the worst engine.
+type hung struct {
+	*static.Engine
+	unblock chan struct{}
+}
+
+func (h *hung) List(ctx context.Context) ([]engine.Container, error) {
+	cs, err := h.Engine.List(ctx)
+	<-h.unblock
+	return cs, err
+}
+
+// panicky panics in List.
+type panicky struct{ name string }
+
+func (p panicky) Name() string { return p.name }
+func (p panicky) List(context.Context) ([]engine.Container, error) {
+	panic("engine bug")
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ids(cs []engine.Container) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Engine + ":" + c.ID
+	}
+	return out
+}

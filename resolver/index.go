@@ -1,0 +1,114 @@
+package resolver
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/rootd-project/rootd/engine"
+)
+
+// entry is one container in an index. Entries are immutable except for the
+// cgroup cache, so readers share them without locks.
+type entry struct {
+	c engine.Container
+	// cgroup caches the init process's cgroup path once read from /proc.
+	// A container's init does not change cgroup while it lives, and a new
+	// init (restart) makes a new PID and so a new entry without the cache.
+	cgroup atomic.Pointer[string]
+}
+
+// running reports whether the container has an init process to inspect.
+func (e *entry) running() bool { return e.c.State.HasProcess() && e.c.PID > 0 }
+
+// newEntry makes the entry for c, carrying over the cgroup cache from the
+// entry it replaces when the init process is the same one.
+func newEntry(c engine.Container, old *entry) *entry {
+	e := &entry{c: c}
+	if old != nil && old.c.PID == c.PID && c.PID > 0 {
+		if p := old.cgroup.Load(); p != nil {
+			e.cgroup.Store(p)
+		}
+	}
+	return e
+}
+
+// engineIndex is an immutable snapshot of one engine's containers, built on
+// every change and swapped in atomically, so lookups take no lock.
+type engineIndex struct {
+	byID   map[string]*entry
+	byName map[string][]*entry
+	// byPod is keyed by "NAMESPACE/POD/CONTAINER" from the well-known labels.
+	byPod map[string][]*entry
+	byPID map[int]*entry // running containers only
+	// sorted holds every entry ordered by ID, for prefix search.
+	sorted []*entry
+}
+
+var emptyIndex = &engineIndex{}
+
+func buildIndex(entries map[string]*entry) *engineIndex {
+	x := &engineIndex{
+		byID:   make(map[string]*entry, len(entries)),
+		byName: make(map[string][]*entry, len(entries)),
+		byPod:  map[string][]*entry{},
+		byPID:  map[int]*entry{},
+		sorted: make([]*entry, 0, len(entries)),
+	}
+	for id, e := range entries {
+		x.byID[id] = e
+		x.sorted = append(x.sorted, e)
+		for _, n := range e.c.Names {
+			x.byName[n] = append(x.byName[n], e)
+		}
+		if key, ok := podKey(e.c.Labels); ok {
+			x.byPod[key] = append(x.byPod[key], e)
+		}
+		if e.running() {
+			x.byPID[e.c.PID] = e
+		}
+	}
+	slices.SortFunc(x.sorted, func(a, b *entry) int { return strings.Compare(a.c.ID, b.c.ID) })
+	return x
+}
+
+func podKey(labels map[string]string) (string, bool) {
+	ns, pod, ctr := labels[engine.LabelPodNamespace], labels[engine.LabelPodName], labels[engine.LabelContainerName]
+	if ns == "" || pod == "" || ctr == "" {
+		return "", false
+	}
+	return ns + "/" + pod + "/" + ctr, true
+}
+
+// isPodQuery reports whether name has the NAMESPACE/POD/CONTAINER shape.
+func isPodQuery(name string) bool {
+	a, rest, ok := strings.Cut(name, "/")
+	if !ok || a == "" {
+		return false
+	}
+	b, c, ok := strings.Cut(rest, "/")
+	return ok && b != "" && c != "" && !strings.Contains(c, "/")
+}
+
+// prefixMatches returns up to two entries whose ID starts with p: a third
+// could not change the answer "ambiguous".
+func (x *engineIndex) prefixMatches(p string) (first, second *entry) {
+	// Binary search for the first ID >= p, written out so that the hot path
+	// makes no closure.
+	lo, hi := 0, len(x.sorted)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if x.sorted[mid].c.ID < p {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(x.sorted) && strings.HasPrefix(x.sorted[lo].c.ID, p) {
+		first = x.sorted[lo]
+		if lo+1 < len(x.sorted) && strings.HasPrefix(x.sorted[lo+1].c.ID, p) {
+			second = x.sorted[lo+1]
+		}
+	}
+	return first, second
+}

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Sets up this machine (scripts/setup.sh) and runs every test: go vet, the
+# unit tests and the live integration tests (Docker, Podman, containerd, LXC
+# and PCP's C client library), all with the race detector. Run as root.
+#
+#   scripts/test.sh            everything
+#   SKIP_SETUP=1 scripts/test.sh   reuse a machine already set up
+set -eu
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+if [ "${SKIP_SETUP:-}" != 1 ]; then
+	sh scripts/setup.sh
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+go vet -tags integration ./...
+
+echo "== unit tests"
+go test -race -count=1 ./...
+
+echo "== integration tests (live engines, PCP's C client)"
+# One package at a time: the live tests share the machine's engines.
+go test -race -count=1 -p 1 -timeout 15m -tags integration ./integration/ -v 2>&1 | tee /tmp/rootd-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' || true
+# The tee above keeps the full log; the exit status comes from the summary.
+tail -n 1 /tmp/rootd-integration.log | grep -q '^ok' || { echo "integration tests failed; full log: /tmp/rootd-integration.log" >&2; tail -n 60 /tmp/rootd-integration.log >&2; exit 1; }
