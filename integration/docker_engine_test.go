@@ -246,13 +246,9 @@ func TestDockerWatch(t *testing.T) {
 }
 
 // TestDockerDaemonRestart stops dockerd (which stops every container on the
-// machine) and starts it again with scripts/engines/docker.sh. Because that
-// disturbs anything else using the daemon, it runs only when
-// ROOTD_TEST_DOCKER_RESTART=1.
+// machine) and starts it again with scripts/engines/docker.sh. The suite
+// runs its tests one at a time, so nothing else is using the daemon then.
 func TestDockerDaemonRestart(t *testing.T) {
-	if os.Getenv("ROOTD_TEST_DOCKER_RESTART") != "1" {
-		t.Skip("set ROOTD_TEST_DOCKER_RESTART=1 to stop and restart dockerd")
-	}
 	e := dockerOpen(t)
 	if _, err := e.List(context.Background()); err != nil {
 		t.Fatal(err)
