@@ -44,7 +44,7 @@ func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rootd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		socket     = fs.String("s", pcp.SocketPath(), "socket `path` (default from PCP_VAR_DIR in the environment or pcp.conf)")
+		socket     = fs.String("s", pcp.SocketPath(), "socket `path`: $PCP_VAR_DIR/pmcd/root.socket, PCP_VAR_DIR from the environment or pcp.conf")
 		logPath    = fs.String("l", "", "log `file` (default: standard error)")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		engines    cli.List

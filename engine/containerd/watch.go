@@ -53,7 +53,7 @@ func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- e
 				e.log.Debug("containerd event stream unavailable", "address", d.address, "err", err)
 				e.lost(ctx, d, err, events)
 			}
-			if !sleep(ctx, backoff) {
+			if !engine.Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, e.maxBackoff)
@@ -61,7 +61,7 @@ func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- e
 		}
 		announcedDown = false
 		e.setWatching(d.address, true)
-		if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+		if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 			cancel()
 			return
 		}
@@ -77,7 +77,7 @@ func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- e
 		if time.Since(opened) > e.maxBackoff {
 			backoff = e.minBackoff
 		}
-		if !sleep(ctx, backoff) {
+		if !engine.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(backoff*2, e.maxBackoff)
@@ -87,10 +87,10 @@ func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- e
 // lost reports that d's stream is down.
 func (e *Engine) lost(ctx context.Context, d *daemonConn, cause error, events chan<- engine.Event) {
 	if e.setWatching(d.address, false) {
-		send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name})
+		engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name})
 		return
 	}
-	send(ctx, events, engine.Event{
+	engine.Send(ctx, events, engine.Event{
 		Kind:   engine.Unavailable,
 		Engine: Name,
 		Err:    fmt.Errorf("%w: containerd %s: %w", engine.ErrUnavailable, d.address, cause),
@@ -127,7 +127,7 @@ func (e *Engine) consume(ctx context.Context, d *daemonConn, changes <-chan chan
 				continue
 			}
 			ev := e.eventFor(ctx, d, ch)
-			if !send(ctx, events, ev) {
+			if !engine.Send(ctx, events, ev) {
 				return ctx.Err()
 			}
 		}
@@ -198,22 +198,3 @@ func (e *Engine) existsElsewhere(ctx context.Context, origin *daemonConn, namesp
 	return false
 }
 
-func send(ctx context.Context, events chan<- engine.Event, ev engine.Event) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

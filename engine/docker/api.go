@@ -210,7 +210,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 			stream := e.cli.Events(sub, client.EventsListOptions{Since: eventTime(since), Filters: filters})
 			if unavailable || broken {
 				e.log.Info("docker: event stream re-established; resyncing", "host", e.host)
-				if !send(ctx, out, engine.Event{Kind: engine.Resync, Engine: Name}) {
+				if !engine.Send(ctx, out, engine.Event{Kind: engine.Resync, Engine: Name}) {
 					cancel()
 					return
 				}
@@ -231,14 +231,14 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 			if !unavailable {
 				unavailable = true
 				e.log.Warn("docker: daemon unreachable", "host", e.host, "err", err)
-				if !send(ctx, out, engine.Event{Kind: engine.Unavailable, Engine: Name, Err: err}) {
+				if !engine.Send(ctx, out, engine.Event{Kind: engine.Unavailable, Engine: Name, Err: err}) {
 					return
 				}
 			}
 		} else {
 			e.log.Warn("docker: event stream failed; resubscribing", "host", e.host, "err", err)
 		}
-		if !sleep(ctx, bo.next()) {
+		if !engine.Sleep(ctx, bo.next()) {
 			return
 		}
 	}
@@ -261,7 +261,7 @@ func (e *apiEngine) follow(ctx context.Context, stream client.EventsResult, out 
 				*since = t
 			}
 			ev, ok := e.eventFor(ctx, msg)
-			if ok && !send(ctx, out, ev) {
+			if ok && !engine.Send(ctx, out, ev) {
 				return ctx.Err()
 			}
 		}

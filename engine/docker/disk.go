@@ -256,7 +256,7 @@ func (e *diskEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 			if !down {
 				down = true
 				e.log.Warn("docker: state directory unavailable", "dir", top, "err", readErr)
-				if !send(ctx, events, engine.Event{Kind: engine.Unavailable, Engine: Name, Err: readErr}) {
+				if !engine.Send(ctx, events, engine.Event{Kind: engine.Unavailable, Engine: Name, Err: readErr}) {
 					return
 				}
 			}
@@ -265,11 +265,11 @@ func (e *diskEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 				polling = true
 				e.log.Warn("docker: cannot watch the state directory; polling it", "dir", top, "err", err)
 			}
-			if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return
 			}
 		}
-		if !sleep(ctx, bo.next()) {
+		if !engine.Sleep(ctx, bo.next()) {
 			return
 		}
 	}
@@ -287,7 +287,7 @@ func (e *diskEngine) watchOnce(ctx context.Context, events chan<- engine.Event, 
 	if err := e.addWatches(w, top); err != nil {
 		return false, err
 	}
-	if resync && !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+	if resync && !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 		return true, ctx.Err()
 	}
 	var timer <-chan time.Time
@@ -314,7 +314,7 @@ func (e *diskEngine) watchOnce(ctx context.Context, events chan<- engine.Event, 
 			}
 		case <-timer:
 			timer = nil
-			if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return true, ctx.Err()
 			}
 		}
@@ -366,28 +366,6 @@ func (e *diskEngine) relevant(w *fsnotify.Watcher, top string, ev fsnotify.Event
 		return base == configV2 || base == configLegacy
 	}
 	return false
-}
-
-// send delivers ev unless ctx ends first.
-func send(ctx context.Context, events chan<- engine.Event, ev engine.Event) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// sleep waits d unless ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // backoff doubles a retry delay from min up to max.

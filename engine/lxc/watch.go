@@ -54,7 +54,7 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 		_, statErr := os.Stat(e.lxcpath)
 		up := statErr == nil
 		if wasUp && !up {
-			send(ctx, events, engine.Event{Kind: engine.Unavailable, Engine: Name,
+			engine.Send(ctx, events, engine.Event{Kind: engine.Unavailable, Engine: Name,
 				Err: fmt.Errorf("lxc path %s: %w: %w", e.lxcpath, engine.ErrUnavailable, statErr)})
 		}
 		if up {
@@ -66,15 +66,6 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 			return
 		case <-time.After(retryWatch):
 		}
-	}
-}
-
-func send(ctx context.Context, events chan<- engine.Event, ev engine.Event) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -157,14 +148,14 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 			return err
 		case <-debounceT.C:
 			pending = false
-			if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return nil
 			}
 			recheckEvery = recheckFirst
 			recheckT.Reset(recheckEvery)
 		case <-recheckT.C:
 			if e.unsettled.Load() {
-				if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+				if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 					return nil
 				}
 				recheckEvery = min(2*recheckEvery, recheckMax)

@@ -60,7 +60,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event) error {
 	l := e.layout()
 	e.syncWatches(w, l)
 	// Whatever changed before the watches existed is picked up by a List.
-	if !send(ctx, events, e.resync(l)) {
+	if !engine.Send(ctx, events, e.resync(l)) {
 		return nil
 	}
 
@@ -100,7 +100,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event) error {
 			first = time.Time{}
 			l = e.layout()
 			e.syncWatches(w, l)
-			if !send(ctx, events, e.resync(l)) {
+			if !engine.Send(ctx, events, e.resync(l)) {
 				return nil
 			}
 		case <-rediscover.C:
@@ -110,7 +110,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event) error {
 			}
 			l = nl
 			e.syncWatches(w, l)
-			if !send(ctx, events, e.resync(l)) {
+			if !engine.Send(ctx, events, e.resync(l)) {
 				return nil
 			}
 		}
@@ -125,15 +125,6 @@ func (e *Engine) resync(l layout) engine.Event {
 			Err: fmt.Errorf("no podman storage on this host: %w", engine.ErrUnavailable)}
 	}
 	return engine.Event{Kind: engine.Resync, Engine: Name}
-}
-
-func send(ctx context.Context, events chan<- engine.Event, ev engine.Event) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // relevant drops what podman does not change state with: lock files are

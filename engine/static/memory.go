@@ -173,7 +173,7 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 		w.queue = nil
 		e.mu.Unlock()
 		for _, ev := range batch {
-			if !send(ctx, events, ev) {
+			if !engine.Send(ctx, events, ev) {
 				return
 			}
 		}

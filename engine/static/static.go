@@ -150,7 +150,7 @@ func (e *FileEngine) watchDir(ctx context.Context, dir string, events chan<- eng
 	if err := w.Add(dir); err != nil {
 		return err
 	}
-	if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+	if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 		return nil
 	}
 	for {
@@ -168,7 +168,7 @@ func (e *FileEngine) watchDir(ctx context.Context, dir string, events chan<- eng
 				continue
 			}
 			e.log.Debug("static file changed", "op", ev.Op.String())
-			if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return nil
 			}
 		case err, ok := <-w.Errors:
@@ -177,20 +177,10 @@ func (e *FileEngine) watchDir(ctx context.Context, dir string, events chan<- eng
 			}
 			// Typically a queue overflow: changes may have been lost.
 			e.log.Warn("inotify error on static file", "err", err)
-			if !send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return nil
 			}
 		}
-	}
-}
-
-// send delivers ev unless ctx ends first; it reports whether it delivered.
-func send(ctx context.Context, events chan<- engine.Event, ev engine.Event) bool {
-	select {
-	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
