@@ -197,4 +197,3 @@ func (e *Engine) existsElsewhere(ctx context.Context, origin *daemonConn, namesp
 	}
 	return false
 }
-
