@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/internal/procfs"
 )
 
 // Docker's per-container state files: config.v2.json since Docker 1.10,
@@ -150,8 +149,8 @@ func (r *diskReader) verify(c *engine.Container) {
 		return
 	}
 	if c.PID > 0 && isFullID(c.ID) {
-		cg, err := os.ReadFile(filepath.Join(r.procRoot, strconv.Itoa(c.PID), "cgroup"))
-		if err == nil && bytes.Contains(cg, []byte(c.ID)) {
+		lines, err := procfs.ReadCgroupLines(r.procRoot, c.PID)
+		if err == nil && procfs.AnyPathContains(lines, c.ID) {
 			return
 		}
 	}

@@ -4,63 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
-
-const hybridMountinfo = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime shared:9 - cgroup cgroup rw,xattr,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-50 22 0:40 /ns /mnt/with\040space rw - cgroup2 cgroup2 rw
-`
-
-func TestParseCgroupMounts(t *testing.T) {
-	mounts, err := parseCgroupMounts(strings.NewReader(hybridMountinfo + "garbage line\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, m := range mounts {
-		got = append(got, m.point+"|"+m.root+"|"+strings.Join(m.controllers, ","))
-		if m.v2 != strings.HasSuffix(m.point, "unified") && m.v2 != strings.Contains(m.point, "space") {
-			t.Errorf("%s: v2 = %v", m.point, m.v2)
-		}
-	}
-	want := []string{
-		"/sys/fs/cgroup/cpu|/|cpu",
-		"/sys/fs/cgroup/freezer|/|freezer",
-		"/sys/fs/cgroup/systemd|/|xattr,name=systemd",
-		"/sys/fs/cgroup/unified|/|",
-		"/mnt/with space|/ns|",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("mounts:\n got %q\nwant %q", got, want)
-	}
-}
-
-func TestCgroupDir(t *testing.T) {
-	tests := []struct {
-		mount cgroupMount
-		path  string
-		want  string
-	}{
-		{cgroupMount{point: "/sys/fs/cgroup/unified", root: "/"}, "/lxc.payload.web", "/sys/fs/cgroup/unified/lxc.payload.web"},
-		{cgroupMount{point: "/sys/fs/cgroup/unified", root: "/"}, "/", "/sys/fs/cgroup/unified"},
-		// Inside a cgroup namespace the mount shows a subtree.
-		{cgroupMount{point: "/cg", root: "/ns"}, "/ns/lxc.payload.web", "/cg/lxc.payload.web"},
-		{cgroupMount{point: "/cg", root: "/ns"}, "/nsx/other", ""},
-		{cgroupMount{point: "/cg", root: "/ns"}, "/elsewhere", ""},
-		{cgroupMount{point: "/cg", root: "/"}, "/../../etc", "/cg/etc"},
-	}
-	for _, tt := range tests {
-		if got := tt.mount.cgroupDir(tt.path); got != tt.want {
-			t.Errorf("%+v.cgroupDir(%q) = %q, want %q", tt.mount, tt.path, got, tt.want)
-		}
-	}
-}
 
 // fakeCgroups builds a /proc and cgroup mounts in dir: a v1 freezer
 // hierarchy and a v2 one, and a cgroup file per pid.

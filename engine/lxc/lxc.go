@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/internal/procfs"
 )
 
 // Name is the engine's registered name.
@@ -115,7 +116,7 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lxc path %s: %w: %w", e.lxcpath, engine.ErrUnavailable, err)
 	}
-	var mounts []cgroupMount
+	var mounts []procfs.CgroupMount
 	if len(e.infoCmd) == 0 {
 		if mounts, err = e.cgroups.mounts(); err != nil {
 			e.log.Warn("cannot read cgroup mounts; paused containers show as running", "err", err)
@@ -199,7 +200,7 @@ type status struct {
 var stopped = status{state: engine.StateStopped}
 
 // socketStatus asks the container's monitor over the command socket.
-func (e *Engine) socketStatus(ctx context.Context, name string, mounts []cgroupMount) status {
+func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.CgroupMount) status {
 	sock := commandSocketName(e.lxcpath, name)
 	st, err := e.commands.state(ctx, sock)
 	if errors.Is(err, errNoMonitor) {

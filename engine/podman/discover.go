@@ -27,7 +27,10 @@ type hostPaths struct {
 	userRunParent string // /run/user, parent of rootless XDG_RUNTIME_DIRs
 	tmp           string // fallback parent of rootless runtime dirs
 	proc          string
-	cgroup        string
+	cgroup        string // cgroup filesystems' conventional mount point
+	// cgroupFromMountinfo finds the cgroup mounts in proc/self/mountinfo
+	// rather than assuming they sit below cgroup as laid out by systemd.
+	cgroupFromMountinfo bool
 }
 
 func defaultHostPaths() hostPaths {
@@ -43,6 +46,8 @@ func defaultHostPaths() hostPaths {
 		tmp:           "/tmp",
 		proc:          "/proc",
 		cgroup:        "/sys/fs/cgroup",
+
+		cgroupFromMountinfo: true,
 	}
 }
 

@@ -100,7 +100,7 @@ func Open(env engine.Env, opts Options) (*Engine, error) {
 	}
 	paths := defaultHostPaths()
 	if d := getenv(EnvCgroupDir); d != "" {
-		paths.cgroup = d
+		paths.cgroup, paths.cgroupFromMountinfo = d, false
 	}
 	dataDir := firstNonEmpty(opts.DataDir, getenv(EnvDataDir))
 	runDir := firstNonEmpty(opts.RunDir, getenv(EnvRunDir))

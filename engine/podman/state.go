@@ -1,7 +1,6 @@
 package podman
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/internal/procfs"
 )
 
 // errPIDNotOurs says that a pidfile names a live process that is not the
@@ -44,7 +44,7 @@ func (e *Engine) containerState(s storage, id string) (int, engine.State, error)
 	if err != nil {
 		return 0, engine.StateStopped, err
 	}
-	if !proc.cgroupMentions(id) {
+	if !procfs.AnyPathContains(proc.cgroups, id) {
 		conmon, err := readPIDFile(s.Run, userdata+"conmon.pid")
 		if err != nil || proc.ppid != conmon {
 			return 0, engine.StateStopped, nil
@@ -55,7 +55,8 @@ func (e *Engine) containerState(s storage, id string) (int, engine.State, error)
 			return 0, engine.StateStopped, err
 		}
 	}
-	if e.frozen(proc.cgroups) {
+	// A process in no freezer hierarchy (ErrNoFreezer) cannot be paused.
+	if frozen, _ := procfs.Frozen(e.cgroupMounts(), proc.cgroups); frozen {
 		return pid, engine.StatePaused, nil
 	}
 	return pid, engine.StateRunning, nil
@@ -73,29 +74,13 @@ func readPIDFile(root, rel string) (int, error) {
 	return pid, nil
 }
 
-// cgroupLine is one line of /proc/PID/cgroup.
-type cgroupLine struct {
-	hierarchy   string
-	controllers string
-	path        string
-}
-
 type procInfo struct {
 	state   byte
 	ppid    int
-	cgroups []cgroupLine
+	cgroups []procfs.CgroupLine
 }
 
 func (p procInfo) dead() bool { return p.state == 'Z' || p.state == 'X' || p.state == 'x' }
-
-func (p procInfo) cgroupMentions(id string) bool {
-	for _, l := range p.cgroups {
-		if strings.Contains(l.path, id) {
-			return true
-		}
-	}
-	return false
-}
 
 func (e *Engine) readProc(pid int) (procInfo, error) {
 	dir := filepath.Join(e.paths.proc, strconv.Itoa(pid))
@@ -118,16 +103,8 @@ func (e *Engine) readProc(pid int) (procInfo, error) {
 		return procInfo{}, fmt.Errorf("%s/stat: malformed ppid: %w", dir, err)
 	}
 	info := procInfo{state: f[0][0], ppid: ppid}
-	cg, err := os.ReadFile(filepath.Join(dir, "cgroup"))
-	if err != nil {
+	if info.cgroups, err = procfs.ReadCgroupLines(e.paths.proc, pid); err != nil {
 		return procInfo{}, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(cg))
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) == 3 {
-			info.cgroups = append(info.cgroups, cgroupLine{parts[0], parts[1], parts[2]})
-		}
 	}
 	return info, nil
 }
@@ -164,48 +141,16 @@ func (e *Engine) checkRootlessOwner(pid, uid int, name string) error {
 	return fmt.Errorf("pid %d runs as uid %d, not as storage owner %d or its subordinate uids: %w", pid, puid, uid, errPIDNotOurs)
 }
 
-// frozen reports whether the cgroup freezer holds the process: the v1
-// freezer hierarchy says FROZEN (or FREEZING), or the v2 cgroup is frozen.
-// On a hybrid host runc and crun freeze through v1, so both are checked.
-func (e *Engine) frozen(lines []cgroupLine) bool {
-	for _, l := range lines {
-		if l.hierarchy == "0" && l.controllers == "" {
-			v2 := e.paths.cgroup
-			if _, err := os.Stat(filepath.Join(v2, "cgroup.controllers")); err != nil {
-				v2 = filepath.Join(v2, "unified")
-			}
-			dir := cgroupDir(v2, l.path)
-			if data, err := os.ReadFile(filepath.Join(dir, "cgroup.events")); err == nil {
-				for _, ev := range strings.Split(string(data), "\n") {
-					if strings.TrimSpace(ev) == "frozen 1" {
-						return true
-					}
-				}
-			} else if data, err := os.ReadFile(filepath.Join(dir, "cgroup.freeze")); err == nil &&
-				strings.TrimSpace(string(data)) == "1" {
-				return true
-			}
-			continue
+// cgroupMounts says where the cgroup hierarchies are: as mountinfo says,
+// unless a cgroup directory was named, which is taken as laid out in the
+// conventional way (as it is when mountinfo cannot be read).
+func (e *Engine) cgroupMounts() []procfs.CgroupMount {
+	if e.paths.cgroupFromMountinfo {
+		mounts, err := procfs.ReadCgroupMounts(e.paths.proc)
+		if err == nil && len(mounts) > 0 {
+			return mounts
 		}
-		for _, c := range strings.Split(l.controllers, ",") {
-			if c != "freezer" {
-				continue
-			}
-			data, err := os.ReadFile(filepath.Join(cgroupDir(filepath.Join(e.paths.cgroup, l.controllers), l.path), "freezer.state"))
-			if err != nil {
-				continue
-			}
-			switch strings.TrimSpace(string(data)) {
-			case "FROZEN", "FREEZING":
-				return true
-			}
-		}
+		e.log.Debug("podman: no cgroup mounts in mountinfo; assuming the conventional layout", "dir", e.paths.cgroup, "err", err)
 	}
-	return false
-}
-
-// cgroupDir joins a /proc/PID/cgroup path to a hierarchy's mount point
-// without letting ".." climb out of it.
-func cgroupDir(mount, path string) string {
-	return filepath.Join(mount, filepath.Clean("/"+path))
+	return procfs.CgroupMountsAt(e.paths.cgroup)
 }

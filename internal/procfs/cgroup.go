@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,95 @@ var ErrRootCgroup = errors.New("process is in the root cgroup")
 // few hundred bytes, at most a dozen lines of PATH_MAX each.
 const maxCgroupFile = 64 << 10
 
+// CgroupLine is one line of /proc/PID/cgroup:
+// "hierarchy-ID:controller-list:path".
+type CgroupLine struct {
+	HierarchyID string
+	// Controllers of a v1 hierarchy ("memory", "cpu", "name=systemd", ...);
+	// nil on the unified (cgroup v2) line "0::/path".
+	Controllers []string
+	Path        string // as the kernel shows it, with its leading slash
+}
+
+// Unified reports whether l is the cgroup v2 line.
+func (l CgroupLine) Unified() bool { return l.HierarchyID == "0" && len(l.Controllers) == 0 }
+
+// AnyPathContains reports whether the cgroup path of some line contains s,
+// such as a container ID that its runtime puts in the cgroup's name.
+func AnyPathContains(lines []CgroupLine, s string) bool {
+	for _, l := range lines {
+		if strings.Contains(l.Path, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadCgroupLines reads the cgroup lines of process pid from procRoot
+// (normally "/proc"). A process that does not exist gives an error wrapping
+// fs.ErrNotExist.
+func ReadCgroupLines(procRoot string, pid int) ([]CgroupLine, error) {
+	if pid < 1 {
+		return nil, fmt.Errorf("cgroup of pid %d: %w", pid, unix.ESRCH)
+	}
+	data, err := readCgroupFile(procRoot, pid)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := ParseCgroupLines(data)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup of pid %d: %w", pid, err)
+	}
+	return lines, nil
+}
+
+// ParseCgroupLines parses the contents of a /proc/PID/cgroup file, skipping
+// lines that do not have the shape the kernel writes.
+func ParseCgroupLines(data []byte) ([]CgroupLine, error) {
+	lines, _, err := scanCgroupLines(bytes.NewReader(data))
+	return lines, err
+}
+
+// scanCgroupLines parses a /proc/PID/cgroup file and counts the lines it
+// skipped: a line needs a decimal hierarchy ID and an absolute path, and
+// only hierarchy 0 (the unified one) may have no controllers. The kernel
+// writes nothing else, so such a line says nothing about the process.
+func scanCgroupLines(r io.Reader) (lines []CgroupLine, malformed int, err error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		text := sc.Text()
+		if text == "" {
+			continue
+		}
+		id, rest, ok1 := strings.Cut(text, ":")
+		controllers, path, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 || !isDecimal(id) || !strings.HasPrefix(path, "/") || (controllers == "" && id != "0") {
+			malformed++
+			continue
+		}
+		l := CgroupLine{HierarchyID: id, Path: path}
+		if controllers != "" {
+			l.Controllers = strings.Split(controllers, ",")
+		}
+		lines = append(lines, l)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, malformed, fmt.Errorf("read cgroup file: %w", err)
+	}
+	return lines, malformed, nil
+}
+
+// readCgroupFile reads procRoot/PID/cgroup, up to maxCgroupFile bytes.
+func readCgroupFile(procRoot string, pid int) ([]byte, error) {
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// A process that exits between open and read fails here with ESRCH.
+	return io.ReadAll(io.LimitReader(f, maxCgroupFile))
+}
+
 // CgroupPath returns the cgroup path of process pid, without its leading
 // slash, chosen as ParseCgroup describes. A process that does not exist gives
 // an error wrapping unix.ESRCH.
@@ -31,14 +121,8 @@ func CgroupPath(pid int) (string, error) {
 	if pid < 1 {
 		return "", fmt.Errorf("cgroup of pid %d: %w", pid, unix.ESRCH)
 	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	data, err := readCgroupFile("/proc", pid)
 	if err != nil {
-		return "", fmt.Errorf("cgroup of pid %d: %w", pid, unwrapErrno(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCgroupFile))
-	if err != nil {
-		// A process that exits between open and read fails here with ESRCH.
 		return "", fmt.Errorf("cgroup of pid %d: %w", pid, unwrapErrno(err))
 	}
 	path, err := ParseCgroup(bytes.NewReader(data))
@@ -63,41 +147,25 @@ func CgroupPath(pid int) (string, error) {
 // them, so they say nothing about the process. A process in the root cgroup
 // gives ErrRootCgroup.
 func ParseCgroup(r io.Reader) (string, error) {
+	lines, malformed, err := scanCgroupLines(r)
+	if err != nil {
+		return "", err
+	}
 	var memory, systemd, unified string
 	var haveMemory, haveSystemd, haveUnified bool
-	malformed := 0
-
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
+	for _, l := range lines {
+		if l.Unified() {
+			unified, haveUnified = l.Path, true
 			continue
 		}
-		id, rest, ok1 := strings.Cut(line, ":")
-		controllers, path, ok2 := strings.Cut(rest, ":")
-		if !ok1 || !ok2 || !isDecimal(id) || !strings.HasPrefix(path, "/") {
-			malformed++
-			continue
-		}
-		if controllers == "" {
-			if id == "0" {
-				unified, haveUnified = path, true
-			} else {
-				malformed++
-			}
-			continue
-		}
-		for c := range strings.SplitSeq(controllers, ",") {
+		for _, c := range l.Controllers {
 			switch c {
 			case "memory":
-				memory, haveMemory = path, true
+				memory, haveMemory = l.Path, true
 			case "name=systemd":
-				systemd, haveSystemd = path, true
+				systemd, haveSystemd = l.Path, true
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read cgroup file: %w", err)
 	}
 
 	var path string

@@ -2,8 +2,11 @@ package procfs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +175,85 @@ func TestCgroupPathNoSuchProcess(t *testing.T) {
 		if !errors.Is(err, unix.ESRCH) {
 			t.Errorf("CgroupPath(%d) error = %v, want ESRCH", pid, err)
 		}
+	}
+}
+
+func TestParseCgroupLines(t *testing.T) {
+	in := "12:pids:/docker/abc\n" +
+		"2:cpu,cpuacct:/docker/abc\n" +
+		"1:name=systemd:/system.slice/a:b.service\n" +
+		"\n" +
+		"garbage\nx:memory:/bad\n7:memory:relative\n3::/not/unified\n" +
+		"0::/docker/abc"
+	got, err := ParseCgroupLines([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []CgroupLine{
+		{HierarchyID: "12", Controllers: []string{"pids"}, Path: "/docker/abc"},
+		{HierarchyID: "2", Controllers: []string{"cpu", "cpuacct"}, Path: "/docker/abc"},
+		{HierarchyID: "1", Controllers: []string{"name=systemd"}, Path: "/system.slice/a:b.service"},
+		{HierarchyID: "0", Path: "/docker/abc"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ParseCgroupLines = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.HierarchyID != w.HierarchyID || !slices.Equal(g.Controllers, w.Controllers) || g.Path != w.Path {
+			t.Errorf("line %d = %+v, want %+v", i, g, w)
+		}
+		if g.Unified() != (i == len(want)-1) {
+			t.Errorf("line %d (%+v): Unified() = %v", i, g, g.Unified())
+		}
+	}
+}
+
+func TestReadCgroupLines(t *testing.T) {
+	proc := t.TempDir()
+	writeFile(t, filepath.Join(proc, "42", "cgroup"), "6:freezer:/docker/"+dockerID+"\n0::/system.slice/docker-"+dockerID+".scope\n")
+	writeFile(t, filepath.Join(proc, "43", "cgroup"), "0::/user.slice/session-1.scope\n")
+
+	lines, err := ReadCgroupLines(proc, 42)
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("ReadCgroupLines(42) = %+v, %v", lines, err)
+	}
+	if !AnyPathContains(lines, dockerID) {
+		t.Errorf("AnyPathContains(%+v, id) = false", lines)
+	}
+	lines, err = ReadCgroupLines(proc, 43)
+	if err != nil || AnyPathContains(lines, dockerID) {
+		t.Errorf("ReadCgroupLines(43) = %+v, %v; want lines without the ID", lines, err)
+	}
+	if _, err := ReadCgroupLines(proc, 44); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadCgroupLines(missing pid) error = %v, want ErrNotExist", err)
+	}
+	for _, pid := range []int{0, -1} {
+		if _, err := ReadCgroupLines(proc, pid); !errors.Is(err, unix.ESRCH) {
+			t.Errorf("ReadCgroupLines(%d) error = %v, want ESRCH", pid, err)
+		}
+	}
+}
+
+// ParseCgroup and ParseCgroupLines share one line parser: on this host's
+// own file the line ParseCgroup picks is one ParseCgroupLines returns.
+func TestParseCgroupLinesOfSelf(t *testing.T) {
+	lines, err := ReadCgroupLines("/proc", os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	path, err := CgroupPath(os.Getpid())
+	if errors.Is(err, ErrRootCgroup) {
+		t.Skip("test runs in the root cgroup")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range lines {
+		found = found || l.Path == "/"+path
+	}
+	if !found {
+		t.Errorf("CgroupPath = %q is on none of %+v", path, lines)
 	}
 }

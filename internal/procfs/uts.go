@@ -1,5 +1,6 @@
 // Package procfs reads what rootd needs from /proc: a process's cgroup path
-// and the hostname in its UTS namespace.
+// and the hostname in its UTS namespace, and for the engines the lines of
+// /proc/PID/cgroup, the mounted cgroup hierarchies and the freezer state.
 package procfs
 
 import (
