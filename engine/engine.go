@@ -120,7 +120,7 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind      EventKind
 	Engine    string
-	ID        string    // Remove
+	ID        string    // Remove; with Container.Namespace where IDs are per namespace
 	Container Container // Upsert
 	Err       error     // Unavailable
 }

@@ -96,7 +96,7 @@ func pickOne(query string, cands []*entry) (*entry, error) {
 	first := cands[0]
 	amb := &engine.AmbiguousError{Query: query, Candidates: []engine.Container{first.c}}
 	for _, e := range cands[1:] {
-		if e.c.ID != first.c.ID {
+		if !e.same(first) {
 			amb.Candidates = append(amb.Candidates, e.c)
 		}
 	}

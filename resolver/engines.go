@@ -35,7 +35,7 @@ type engineState struct {
 	idx  atomic.Pointer[engineIndex]
 
 	mu          sync.Mutex
-	entries     map[string]*entry // what idx was built from
+	entries     map[string]*entry // what idx was built from, by entryKey
 	state       availability
 	lastErr     error
 	lastRefresh time.Time
@@ -141,11 +141,12 @@ func (r *Resolver) runList(s *engineState, call *listCall) {
 			if !ok {
 				continue
 			}
-			if _, dup := fresh[c.ID]; dup {
-				s.log.Warn("engine listed a container twice; keeping the first", "id", c.ID)
+			key := entryKey(c.Namespace, c.ID)
+			if _, dup := fresh[key]; dup {
+				s.log.Warn("engine listed a container twice; keeping the first", "id", c.ID, "namespace", c.Namespace)
 				continue
 			}
-			fresh[c.ID] = newEntry(c, s.entries[c.ID])
+			fresh[key] = newEntry(c, s.entries[key])
 		}
 		s.entries = fresh
 		s.becomeAvailable(len(fresh))
@@ -252,11 +253,12 @@ func (s *engineState) apply(ev engine.Event) {
 			return
 		}
 		if c, ok := s.normalize(ev.Container); ok {
-			s.entries[c.ID] = newEntry(c, s.entries[c.ID])
+			key := entryKey(c.Namespace, c.ID)
+			s.entries[key] = newEntry(c, s.entries[key])
 		}
 	case engine.Remove:
 		if s.state != stateUnavailable {
-			delete(s.entries, ev.ID)
+			delete(s.entries, entryKey(ev.Container.Namespace, ev.ID))
 		}
 	}
 }

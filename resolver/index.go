@@ -18,6 +18,23 @@ type entry struct {
 	cgroup atomic.Pointer[string]
 }
 
+// entryKey identifies a container within one engine. IDs are unique only
+// per namespace: containerd lets two namespaces hold the same ID, and those
+// are two containers.
+func entryKey(namespace, id string) string {
+	if namespace == "" {
+		return id
+	}
+	return namespace + "\x00" + id
+}
+
+// same reports whether two entries are one container: the same ID in one
+// namespace of one engine, or the same ID in two engines (Docker's
+// containers also appear in containerd).
+func (e *entry) same(o *entry) bool {
+	return e.c.ID == o.c.ID && (e.c.Engine != o.c.Engine || e.c.Namespace == o.c.Namespace)
+}
+
 // running reports whether the container has an init process to inspect.
 func (e *entry) running() bool { return e.c.State.HasProcess() && e.c.PID > 0 }
 
@@ -36,7 +53,7 @@ func newEntry(c engine.Container, old *entry) *entry {
 // engineIndex is an immutable snapshot of one engine's containers, built on
 // every change and swapped in atomically, so lookups take no lock.
 type engineIndex struct {
-	byID   map[string]*entry
+	byID   map[string][]*entry // several only for one ID in several namespaces
 	byName map[string][]*entry
 	// byPod is keyed by "NAMESPACE/POD/CONTAINER" from the well-known labels.
 	byPod map[string][]*entry
@@ -49,14 +66,14 @@ var emptyIndex = &engineIndex{}
 
 func buildIndex(entries map[string]*entry) *engineIndex {
 	x := &engineIndex{
-		byID:   make(map[string]*entry, len(entries)),
+		byID:   make(map[string][]*entry, len(entries)),
 		byName: make(map[string][]*entry, len(entries)),
 		byPod:  map[string][]*entry{},
 		byPID:  map[int]*entry{},
 		sorted: make([]*entry, 0, len(entries)),
 	}
-	for id, e := range entries {
-		x.byID[id] = e
+	for _, e := range entries {
+		x.byID[e.c.ID] = append(x.byID[e.c.ID], e)
 		x.sorted = append(x.sorted, e)
 		for _, n := range e.c.Names {
 			x.byName[n] = append(x.byName[n], e)

@@ -321,7 +321,7 @@ func (m *matcher) add(e *entry, pod bool) {
 	if m.n == 0 {
 		m.first, m.allPod = e, pod
 	} else {
-		m.distinct = m.distinct || e.c.ID != m.first.c.ID
+		m.distinct = m.distinct || !e.same(m.first)
 		m.allPod = m.allPod && pod
 	}
 	m.n++
@@ -357,7 +357,7 @@ func (r *Resolver) match(scope int, name string) (matcher, int) {
 	lo, hi := r.bounds(scope)
 	var m matcher
 	for i := lo; i < hi; i++ {
-		if e := r.engines[i].idx.Load().byID[name]; e != nil {
+		for _, e := range r.engines[i].idx.Load().byID[name] {
 			m.add(e, false)
 		}
 	}
@@ -402,7 +402,7 @@ func (r *Resolver) candidates(scope int, name string) []*entry {
 	lo, hi := r.bounds(scope)
 	var out []*entry
 	add := func(e *entry) {
-		if !slices.ContainsFunc(out, func(o *entry) bool { return o.c.ID == e.c.ID }) {
+		if !slices.ContainsFunc(out, e.same) {
 			out = append(out, e)
 		}
 	}
@@ -411,7 +411,7 @@ func (r *Resolver) candidates(scope int, name string) []*entry {
 		x := r.engines[i].idx.Load()
 		switch rank {
 		case rankID:
-			if e := x.byID[name]; e != nil {
+			for _, e := range x.byID[name] {
 				add(e)
 			}
 		case rankName:

@@ -354,3 +354,34 @@ func TestEngineNamesAreNormalised(t *testing.T) {
 		t.Fatalf("Containers() = %+v", cs)
 	}
 }
+
+// TestSameIDInTwoNamespaces: containerd IDs are unique per namespace only,
+// so one ID in two namespaces is two containers, never one silently chosen.
+func TestSameIDInTwoNamespaces(t *testing.T) {
+	inNS := func(ns string, c engine.Container) engine.Container { c.Namespace = ns; return c }
+	ctr := static.New("containerd", []engine.Container{
+		inNS("rootd-test", running("ctr1", 400)),
+		inNS("k8s.io", running("ctr1", 401)),
+		inNS("rootd-test", running("solo", 402)),
+	})
+	r := newTestResolver(t, nil, ctr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for _, q := range []string{"ctr1", "containerd:ctr1", "ctr"} {
+		var amb *engine.AmbiguousError
+		if _, err := r.Resolve(ctx, q); !errors.As(err, &amb) || len(amb.Candidates) != 2 {
+			t.Errorf("Resolve(%q) = %v, want ambiguous between both namespaces", q, err)
+		}
+	}
+	if pid, err := r.PID(ctx, "solo"); err != nil || pid != 402 {
+		t.Errorf("PID(solo) = %d, %v", pid, err)
+	}
+	if n := len(r.Containers()); n != 3 {
+		t.Errorf("Containers() has %d entries, want 3", n)
+	}
+	// Removing one namespace's ctr1 leaves the other resolvable.
+	ctr.RemoveFrom("k8s.io", "ctr1")
+	waitFor(t, "ctr1 left in one namespace", func() bool { pid, err := r.PID(ctx, "ctr1"); return err == nil && pid == 400 })
+}

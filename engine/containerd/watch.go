@@ -150,7 +150,7 @@ func (e *Engine) eventFor(ctx context.Context, d *daemonConn, ch change) engine.
 	}
 	rec, err := d.api.Container(ctx, ch.Namespace, ch.ContainerID)
 	if errdefs.IsNotFound(err) {
-		return engine.Event{Kind: engine.Remove, Engine: Name, ID: ch.ContainerID}
+		return engine.Event{Kind: engine.Remove, Engine: Name, ID: ch.ContainerID, Container: engine.Container{Namespace: ch.Namespace}}
 	}
 	if err != nil {
 		e.log.Warn("containerd: re-reading container", "address", d.address, "namespace", ch.Namespace, "id", ch.ContainerID, "err", err)

@@ -92,12 +92,13 @@ func (e *Engine) Set(containers []engine.Container) {
 	e.notify(engine.Event{Kind: engine.Resync, Engine: e.name})
 }
 
-// Upsert adds c or replaces the container with its ID, and sends Upsert.
+// Upsert adds c or replaces the container with its namespace and ID, and
+// sends Upsert.
 func (e *Engine) Upsert(c engine.Container) {
 	c.Engine = e.name
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if i := e.index(c.ID); i >= 0 {
+	if i := e.index(c.Namespace, c.ID); i >= 0 {
 		e.containers[i] = c
 	} else {
 		e.containers = append(e.containers, c)
@@ -105,14 +106,17 @@ func (e *Engine) Upsert(c engine.Container) {
 	e.notify(engine.Event{Kind: engine.Upsert, Engine: e.name, ID: c.ID, Container: c})
 }
 
-// Remove drops the container with id, and sends Remove.
-func (e *Engine) Remove(id string) {
+// Remove drops the container with id (in no namespace), and sends Remove.
+func (e *Engine) Remove(id string) { e.RemoveFrom("", id) }
+
+// RemoveFrom drops the container with id in namespace, and sends Remove.
+func (e *Engine) RemoveFrom(namespace, id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if i := e.index(id); i >= 0 {
+	if i := e.index(namespace, id); i >= 0 {
 		e.containers = slices.Delete(e.containers, i, i+1)
 	}
-	e.notify(engine.Event{Kind: engine.Remove, Engine: e.name, ID: id})
+	e.notify(engine.Event{Kind: engine.Remove, Engine: e.name, ID: id, Container: engine.Container{Namespace: namespace}})
 }
 
 // SetAvailable(false) makes the runtime "go away": List fails with
@@ -133,8 +137,8 @@ func (e *Engine) SetAvailable(ok bool) {
 		Err: fmt.Errorf("%s: %w", e.name, engine.ErrUnavailable)})
 }
 
-func (e *Engine) index(id string) int {
-	return slices.IndexFunc(e.containers, func(c engine.Container) bool { return c.ID == id })
+func (e *Engine) index(namespace, id string) int {
+	return slices.IndexFunc(e.containers, func(c engine.Container) bool { return c.ID == id && c.Namespace == namespace })
 }
 
 // notify queues ev for every watcher; e.mu must be held.
