@@ -1,0 +1,66 @@
+#!/bin/sh
+# The benchmark in one command (as root, on Debian 12): rootd against PCP's
+# own pmdaroot, through PCP's real client library. See docs/performance.md.
+#
+#   sudo bench/run.sh [rootbench flags]      e.g. -sizes 10,100 -fresh-runs 0
+#
+# It installs what it needs (gcc, libpcp-pmda3-dev, libpcp3-dev, and the
+# libraries pmcd links against), extracts the reference pmcd and pmdaroot from
+# Debian's pcp package without installing it (its post-install needs
+# systemd), starts Docker with a busybox image for the freshness and live
+# measurements (scripts/engines/docker.sh; ROOTBENCH_NO_DOCKER=1 skips it),
+# builds rootd, rootbench and the C programs, and runs rootbench. The table
+# goes to stdout and bench/results/latest.md, the record to
+# bench/results/latest.json, the chart to docs/performance-latency.svg.
+set -eu
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench/run.sh: must run as root (it starts a root service and enters namespaces)" >&2
+	exit 1
+fi
+
+CACHE=${ROOTBENCH_CACHE:-.cache/rootbench}
+mkdir -p "$CACHE" bin
+
+missing=""
+for p in gcc libc6-dev libpcp-pmda3-dev libpcp3-dev libpcp-web1 pcp-conf; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+updated=""
+if [ -n "$missing" ]; then
+	apt-get update -q
+	updated=1
+	# shellcheck disable=SC2086 # a list of packages
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+fi
+
+# The reference: pmcd and pmdaroot from the pcp package, extracted only.
+REF="$CACHE/pcp"
+if [ ! -x "$REF/usr/lib/pcp/bin/pmcd" ] || [ ! -x "$REF/usr/lib/pcp/pmdas/root/pmdaroot" ]; then
+	[ -n "$updated" ] || apt-get update -q
+	rm -rf "$REF" "$CACHE"/pcp_*.deb
+	# apt-get download writes into the current directory.
+	(cd "$CACHE" && apt-get download pcp)
+	dpkg-deb -x "$CACHE"/pcp_*.deb "$REF"
+fi
+if ldd "$REF/usr/lib/pcp/bin/pmcd" | grep -q 'not found'; then
+	echo "bench/run.sh: pmcd is missing libraries:" >&2
+	ldd "$REF/usr/lib/pcp/bin/pmcd" | grep 'not found' >&2
+	exit 1
+fi
+
+if [ -z "${ROOTBENCH_NO_DOCKER:-}" ]; then
+	sh scripts/engines/docker.sh
+fi
+
+go build -o bin/rootd ./cmd/rootd
+go build -o bin/rootbench ./cmd/rootbench
+gcc -O2 -Wall -o bin/loaddriver bench/c/loaddriver.c -lpcp_pmda -lpcp -lpthread
+gcc -O2 -Wall -o bin/floorserver bench/c/floorserver.c
+
+exec bin/rootbench \
+	-rootd bin/rootd -driver bin/loaddriver -floor bin/floorserver \
+	-pmcd "$REF/usr/lib/pcp/bin/pmcd" -pmdaroot "$REF/usr/lib/pcp/pmdas/root/pmdaroot" \
+	"$@"

@@ -1,0 +1,444 @@
+// Command rootbench measures rootd against PCP's own pmdaroot, side by side
+// on the same container sets, through PCP's real client library (the C load
+// driver in bench/c), and writes the results as a Markdown table, a JSON
+// record and an SVG chart.
+//
+//	rootbench [flags]                 run the benchmark
+//	rootbench gen -n N -dir DIR PID…  write a synthetic Docker state directory
+//	rootbench report -in FILE.json    redo the table and chart from a record
+//
+// bench/run.sh installs what it needs, builds everything and runs it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("rootbench: ")
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "gen":
+			os.Exit(genMain(os.Args[2:]))
+		case "report":
+			os.Exit(reportMain(os.Args[2:]))
+		}
+	}
+	os.Exit(benchMain(os.Args[1:]))
+}
+
+func genMain(args []string) int {
+	fs := flag.NewFlagSet("rootbench gen", flag.ContinueOnError)
+	n := fs.Int("n", 100, "number of containers")
+	dir := fs.String("dir", "", "state `directory` to (re)create; containers go in DIR/containers")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" || fs.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: rootbench gen -n N -dir DIR PID...")
+		return 2
+	}
+	var pids []int
+	for _, a := range fs.Args() {
+		p, err := strconv.Atoi(a)
+		if err != nil || p < 1 {
+			fmt.Fprintf(os.Stderr, "rootbench gen: bad pid %q\n", a)
+			return 2
+		}
+		pids = append(pids, p)
+	}
+	set, err := Generate(*dir, *n, pids)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rootbench gen:", err)
+		return 1
+	}
+	for _, q := range set.Queries() {
+		fmt.Printf("%s\t%s\t%s\n", q.Kind, q.Position, q.Text)
+	}
+	return 0
+}
+
+func reportMain(args []string) int {
+	fs := flag.NewFlagSet("rootbench report", flag.ContinueOnError)
+	in := fs.String("in", "bench/results/latest.json", "results `file` written by a run")
+	md := fs.String("md", "", "write the Markdown report to this `file` too")
+	svg := fs.String("svg", "", "write the latency chart to this `file`")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	data, err := os.ReadFile(*in)
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		log.Printf("%s: %v", *in, err)
+		return 1
+	}
+	if err := writeOutputs(&res, *md, "", *svg); err != nil {
+		log.Print(err)
+		return 1
+	}
+	return 0
+}
+
+// config is the run's settings.
+type config struct {
+	tools      Tools
+	work       string
+	sizes      []int
+	sleepers   int
+	rootdCell  Budget // one rootd measurement
+	refCell    Budget // one reference measurement
+	kindRootd  Budget
+	kindRef    Budget
+	clients    []int
+	live       string
+	freshRuns  int
+	dockerBin  string
+	image      string
+	skipRef    bool
+	startLimit time.Duration
+}
+
+func benchMain(args []string) int {
+	fs := flag.NewFlagSet("rootbench", flag.ContinueOnError)
+	var (
+		c        config
+		sizes    = fs.String("sizes", "10,100,1000,10000", "comma-separated synthetic container counts")
+		clients  = fs.String("clients", "1,64", "comma-separated client counts")
+		out      = fs.String("out", "bench/results/latest.md", "Markdown report `file`")
+		jsonOut  = fs.String("json", "bench/results/latest.json", "results record `file`")
+		svgOut   = fs.String("svg", "docs/performance-latency.svg", "latency chart `file`")
+		keep     = fs.Bool("keep", false, "keep the work directory")
+		rootdDur = fs.Duration("rootd-time", time.Second, "measuring time of one rootd cell")
+		refDur   = fs.Duration("ref-time", 3*time.Second, "longest measuring time of one reference cell")
+		refMax   = fs.Int("ref-requests", 2000, "most requests in one reference cell")
+	)
+	fs.StringVar(&c.tools.Rootd, "rootd", "bin/rootd", "rootd `binary`")
+	fs.StringVar(&c.tools.Driver, "driver", "bin/loaddriver", "load driver `binary` (bench/c/loaddriver.c)")
+	fs.StringVar(&c.tools.Floor, "floor", "bin/floorserver", "no-op server `binary` (bench/c/floorserver.c) for the floor; \"\" skips it")
+	fs.StringVar(&c.tools.Pmcd, "pmcd", "/usr/lib/pcp/bin/pmcd", "PCP's pmcd `binary`")
+	fs.StringVar(&c.tools.Pmdaroot, "pmdaroot", "/usr/lib/pcp/pmdas/root/pmdaroot", "PCP's pmdaroot `binary` (the reference)")
+	fs.StringVar(&c.work, "work", "", "work `directory` (default: a new one under $TMPDIR)")
+	fs.IntVar(&c.sleepers, "sleepers", 4, "live processes the synthetic containers point at")
+	fs.StringVar(&c.live, "live", "auto", "measure the live host's own containers too: auto, on or off")
+	fs.IntVar(&c.freshRuns, "fresh-runs", 60, "docker run → resolvable measurements (0 skips)")
+	fs.StringVar(&c.dockerBin, "docker", "docker", "docker CLI `binary`")
+	fs.StringVar(&c.image, "image", "bb:latest", "image for the freshness containers")
+	fs.BoolVar(&c.skipRef, "no-reference", false, "measure rootd only")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	if c.sizes, err = intList(*sizes); err != nil {
+		log.Printf("-sizes: %v", err)
+		return 2
+	}
+	if c.clients, err = intList(*clients); err != nil {
+		log.Printf("-clients: %v", err)
+		return 2
+	}
+	c.rootdCell = Budget{Duration: *rootdDur, MaxReq: 2_000_000, Warmup: 200}
+	c.refCell = Budget{Duration: *refDur, MaxReq: *refMax, Warmup: 2}
+	c.kindRootd = Budget{Duration: *rootdDur / 3, MaxReq: 1_000_000, Warmup: 200}
+	c.kindRef = Budget{Duration: *refDur / 3, MaxReq: *refMax / 4, Warmup: 1}
+	c.startLimit = 60 * time.Second
+	for _, p := range []*string{&c.tools.Rootd, &c.tools.Driver, &c.tools.Pmcd, &c.tools.Pmdaroot, &c.tools.Floor} {
+		if *p == "" && p == &c.tools.Floor {
+			continue
+		}
+		if c.skipRef && (p == &c.tools.Pmcd || p == &c.tools.Pmdaroot) {
+			continue
+		}
+		if *p, err = filepath.Abs(*p); err == nil {
+			_, err = os.Stat(*p)
+		}
+		if err != nil {
+			log.Print(err)
+			return 1
+		}
+	}
+	if c.work == "" {
+		if c.work, err = os.MkdirTemp("", "rootbench-"); err != nil {
+			log.Print(err)
+			return 1
+		}
+	}
+	if !*keep {
+		defer os.RemoveAll(c.work)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	res, err := run(ctx, c)
+	if res != nil {
+		if werr := writeOutputs(res, *out, *jsonOut, *svgOut); werr != nil {
+			log.Print(werr)
+			return 1
+		}
+		fmt.Print(Markdown(res))
+	}
+	if err != nil {
+		log.Print(err)
+		return 1
+	}
+	return 0
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func writeOutputs(res *Results, md, js, svg string) error {
+	write := func(path string, data []byte) error {
+		if path == "" {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(path, data, 0o644)
+	}
+	if js != "" {
+		data, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := write(js, append(data, '\n')); err != nil {
+			return err
+		}
+	}
+	if err := write(md, []byte(Markdown(res))); err != nil {
+		return err
+	}
+	return write(svg, []byte(Chart(res)))
+}
+
+// run does the whole benchmark. It returns what it measured even when a
+// later step fails.
+func run(ctx context.Context, c config) (*Results, error) {
+	res := &Results{Machine: describeMachine(), Started: time.Now().UTC()}
+	res.LoadBefore = loadAverage()
+	defer func() {
+		res.LoadAfter = loadAverage()
+		res.Elapsed = time.Since(res.Started).Round(time.Second).String()
+	}()
+	sl, err := StartSleepers(c.sleepers)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.Stop()
+	empty := filepath.Join(c.work, "empty")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		return nil, err
+	}
+	if c.tools.Floor != "" {
+		if res.Floor, err = runFloor(ctx, c); err != nil {
+			return res, fmt.Errorf("floor: %w", err)
+		}
+	}
+	for _, n := range c.sizes {
+		log.Printf("%d containers", n)
+		sr, err := runSize(ctx, c, sl, n, empty)
+		if sr != nil {
+			res.Sizes = append(res.Sizes, *sr)
+		}
+		if err != nil {
+			return res, fmt.Errorf("%d containers: %w", n, err)
+		}
+	}
+	if c.live != "off" {
+		lr, err := runLive(ctx, c)
+		switch {
+		case errors.Is(err, errNoLiveContainers) && c.live == "auto":
+			res.LiveNote = err.Error()
+		case err != nil:
+			return res, fmt.Errorf("live host: %w", err)
+		default:
+			res.Live = lr
+		}
+	}
+	if c.freshRuns > 0 {
+		fr, err := runFreshness(ctx, c)
+		if err != nil {
+			res.FreshNote = err.Error()
+			log.Printf("freshness: %v", err)
+		} else {
+			res.Fresh = fr
+		}
+	}
+	return res, nil
+}
+
+// runFloor measures the no-op server: what the socket, the client library
+// and this machine's scheduler cost before any server does any work.
+func runFloor(ctx context.Context, c config) ([]Cell, error) {
+	work := filepath.Join(c.work, "floor")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	socket := filepath.Join(work, "floor.socket")
+	srv, err := newServer("floor", socket, exec.Command(c.tools.Floor, socket), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	if err := waitSocket(ctx, srv, 10*time.Second); err != nil {
+		return nil, err
+	}
+	log.Printf("floor (no-op C server)")
+	var cells []Cell
+	for _, op := range Ops {
+		for _, clients := range c.clients {
+			r, err := RunDriver(ctx, c.tools.Driver, socket, op.Driver, clients, c.rootdCell, []string{"floor"})
+			if err != nil {
+				return nil, err
+			}
+			log.Printf("  %-9s %-10s x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s", "floor", op.PDU, clients, r.P50, r.P99, r.Throughput())
+			cells = append(cells, Cell{Server: "floor", Op: op.PDU, Clients: clients, R: r})
+		}
+	}
+	return cells, nil
+}
+
+// runSize measures both servers on one synthetic set.
+func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (*SizeResult, error) {
+	set, err := Generate(filepath.Join(c.work, fmt.Sprintf("docker-%d", n)), n, sl.PIDs())
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(set.Dir)
+	queries := set.Queries()
+	names := make([]string, len(queries))
+	for i, q := range queries {
+		names[i] = q.Text
+	}
+	sr := &SizeResult{N: n, Queries: queries}
+
+	rdWork := filepath.Join(c.work, fmt.Sprintf("rootd-%d", n))
+	if err := os.MkdirAll(rdWork, 0o755); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	rd, err := StartRootd(c.tools, rdWork, filepath.Join(rdWork, "root.socket"), "docker", []string{"PCP_DOCKER_DIR=" + set.Dir})
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Stop()
+	first, err := WaitAnswer(ctx, rd, set.Names[set.Positions[2]], started, c.startLimit)
+	if err != nil {
+		return nil, fmt.Errorf("rootd: %w", err)
+	}
+	sr.RootdFirstAnswerMS = ms(first)
+	servers := []*Server{rd}
+	if !c.skipRef {
+		refWork := filepath.Join(c.work, fmt.Sprintf("ref-%d", n))
+		started := time.Now()
+		ref, err := StartReference(c.tools, refWork, []string{
+			"PCP_DOCKER_DIR=" + set.Dir, "PCP_PODMAN_DATADIR=" + empty, "PCP_PODMAN_RUNDIR=" + empty, "PCP_LXC_DIR=" + empty,
+		})
+		if err != nil {
+			return sr, err
+		}
+		defer ref.Stop()
+		first, err := WaitAnswer(ctx, ref, set.Names[set.Positions[2]], started, c.startLimit)
+		if err != nil {
+			return sr, fmt.Errorf("reference: %w", err)
+		}
+		sr.RefFirstAnswerMS = ms(first)
+		servers = append(servers, ref)
+	}
+
+	for _, op := range Ops {
+		for _, clients := range c.clients {
+			for _, s := range servers {
+				b := c.rootdCell
+				if s.Label == "reference" {
+					b = c.refCell
+					if n >= 1000 {
+						b.Warmup = 0 // it keeps no cache to warm
+					}
+				}
+				r, err := RunDriver(ctx, c.tools.Driver, s.Socket, op.Driver, clients, b, names)
+				if err != nil {
+					return sr, err
+				}
+				log.Printf("  %-9s %-10s x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s errors %d (%s)",
+					s.Label, op.PDU, clients, r.P50, r.P99, r.Throughput(), r.Errors, r.Answer)
+				sr.Cells = append(sr.Cells, Cell{Server: s.Label, Op: op.PDU, Clients: clients, R: r})
+			}
+		}
+	}
+	// Each query on its own, one client, PROCESSID: name against ID against
+	// prefix, and where in the directory the container sits.
+	for _, q := range queries {
+		for _, s := range servers {
+			b := c.kindRootd
+			if s.Label == "reference" {
+				b = c.kindRef
+			}
+			r, err := RunDriver(ctx, c.tools.Driver, s.Socket, "pid", 1, b, []string{q.Text})
+			if err != nil {
+				return sr, err
+			}
+			sr.Kinds = append(sr.Kinds, KindCell{Server: s.Label, Kind: q.Kind, Position: q.Position, R: r})
+		}
+	}
+	// The answers every server should give for the first query.
+	pid := set.PIDs[set.Positions[0]%len(set.PIDs)]
+	sr.Expect = map[string]string{"PROCESSID": strconv.Itoa(pid), "HOSTNAME": sl.HostnameOf(pid)}
+	for _, s := range servers {
+		pid := s.PID()
+		rss, err := statusField(pid, "VmRSS")
+		if err != nil {
+			log.Printf("  %s RSS: %v", s.Label, err)
+		}
+		if s.Label == "rootd" {
+			sr.RootdRSSKB = rss
+		} else {
+			sr.RefRSSKB = rss
+		}
+	}
+	log.Printf("  rootd RSS %d kB, first answer %.0f ms; reference RSS %d kB", sr.RootdRSSKB, sr.RootdFirstAnswerMS, sr.RefRSSKB)
+	return sr, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// loadAverage is the 1-minute load average, as a sign of other work on the
+// machine during the run.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
