@@ -297,6 +297,10 @@ func (r *Resolver) Refresh(ctx context.Context) error {
 	return r.refresh(ctx, -1, r.seq.Load())
 }
 
+// Ready is closed once Run's first List of every engine has finished
+// (successfully or not), i.e. when the index first holds the whole host.
+func (r *Resolver) Ready() <-chan struct{} { return r.ready }
+
 // Run lists every engine and keeps the index current from their events
 // until ctx is done. Watches start before the first List, so that nothing
 // happening in between is missed. Run is meant to be called once.
@@ -313,6 +317,7 @@ func (r *Resolver) Run(ctx context.Context) {
 	}
 	// Failures are logged and recorded per engine.
 	_ = r.Refresh(ctx)
+	close(r.ready)
 	<-ctx.Done()
 	wg.Wait()
 }

@@ -89,6 +89,8 @@ type Resolver struct {
 	// gen changes whenever any engine's index is replaced.
 	gen atomic.Uint64
 
+	ready chan struct{} // closed by Run after the first List
+
 	cgroupMu  sync.Mutex // serialises rebuilds of cgroupIdx
 	cgroupIdx atomic.Pointer[cgroupIndex]
 
@@ -113,7 +115,7 @@ func New(engines []engine.Engine, opts Options) *Resolver {
 	if opts.Hostname == nil {
 		opts.Hostname = procfs.Hostname
 	}
-	r := &Resolver{opts: opts, log: opts.Log, byName: map[string]*engineState{}}
+	r := &Resolver{opts: opts, log: opts.Log, byName: map[string]*engineState{}, ready: make(chan struct{})}
 	for _, e := range engines {
 		name := e.Name()
 		if _, dup := r.byName[name]; dup {

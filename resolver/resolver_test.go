@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -369,6 +370,11 @@ func TestSameIDInTwoNamespaces(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-r.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ready not closed after Run's first List")
+	}
 	for _, q := range []string{"ctr1", "containerd:ctr1", "ctr"} {
 		var amb *engine.AmbiguousError
 		if _, err := r.Resolve(ctx, q); !errors.As(err, &amb) || len(amb.Candidates) != 2 {

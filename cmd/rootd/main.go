@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/cli"
 	"github.com/rootd-project/rootd/internal/pcpconf"
+	"github.com/rootd-project/rootd/internal/procfs"
 	"github.com/rootd-project/rootd/resolver"
 	"github.com/rootd-project/rootd/rootd"
 )
@@ -131,11 +134,31 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	res := resolver.New(opened, resolver.Options{Log: log})
+	// Threads parked in their own namespace, one per CPU: entering a
+	// container's UTS namespace is then two setns calls, not a new thread.
+	uts := procfs.NewUTSReader(runtime.GOMAXPROCS(0))
+	defer uts.Close()
+	res := resolver.New(opened, resolver.Options{Log: log, Hostname: uts.Hostname})
 	resDone := make(chan struct{})
 	go func() {
 		defer close(resDone)
 		res.Run(ctx)
+	}()
+	go func() {
+		start := time.Now()
+		select {
+		case <-res.Ready():
+		case <-ctx.Done():
+			return
+		}
+		n := 0
+		for _, st := range res.Status() {
+			n += st.Containers
+		}
+		// Listing a large host leaves megabytes of decoded engine state
+		// behind; hand it back now rather than whenever the GC gets to it.
+		debug.FreeOSMemory()
+		log.Info("index ready", "containers", n, "took", time.Since(start).Round(time.Millisecond))
 	}()
 
 	srv := rootd.NewServer(rootd.Config{
@@ -143,6 +166,7 @@ func run(args []string, stderr io.Writer) int {
 		Resolver:       res,
 		Processes:      rootd.NewSupervisor(rootd.SupervisorConfig{Log: log, AllowedPrograms: allowExec}),
 		Access:         access,
+		HostnameOfPID:  uts.Hostname,
 		RequestTimeout: *reqTimeout,
 		ReadTimeout:    *readTO,
 	})

@@ -10,51 +10,123 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// Hostname returns the hostname that process pid sees, by entering its UTS
-// namespace on a dedicated OS thread.
-//
-// setns(2) changes only the calling thread, so the goroutine is locked to its
-// thread for the whole visit. If the thread cannot be returned to rootd's own
-// namespace it is left locked: Go then terminates that thread when the
-// goroutine exits, so no other goroutine ever runs in the container's
-// namespace.
+// Hostname returns the hostname that process pid sees. It uses a thread of
+// its own for the one call; a daemon answering many requests uses a
+// UTSReader instead.
 func Hostname(ctx context.Context, pid int) (string, error) {
+	u := NewUTSReader(1)
+	defer u.Close()
+	return u.Hostname(ctx, pid)
+}
+
+// UTSReader reads hostnames inside other processes' UTS namespaces.
+//
+// setns(2) changes only the calling thread, so each worker is a goroutine
+// locked to its OS thread for its whole life, holding that thread's own
+// namespace open to return to. If a thread ever fails to return, its worker
+// exits still locked: Go then destroys the thread, so no other goroutine can
+// run in a container's namespace, and a fresh worker takes its place.
+type UTSReader struct {
+	reqs chan utsRequest
+	done chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+type utsRequest struct {
+	pid   int
+	reply chan utsResult // buffered: a worker never waits on a caller who gave up
+}
+
+type utsResult struct {
+	name string
+	err  error
+}
+
+// NewUTSReader starts workers threads (at least one) that serve Hostname.
+func NewUTSReader(workers int) *UTSReader {
+	u := &UTSReader{reqs: make(chan utsRequest), done: make(chan struct{})}
+	for range max(workers, 1) {
+		u.startWorker()
+	}
+	return u
+}
+
+// Close stops the workers once the requests in progress are answered.
+func (u *UTSReader) Close() {
+	u.once.Do(func() { close(u.done) })
+	u.wg.Wait()
+}
+
+// Hostname returns the hostname that process pid sees.
+func (u *UTSReader) Hostname(ctx context.Context, pid int) (string, error) {
 	if pid < 1 {
 		return "", fmt.Errorf("hostname of pid %d: %w", pid, unix.ESRCH)
 	}
-	type result struct {
-		name string
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		name, restored, err := hostnameOnThisThread(pid)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		done <- result{name, err}
-	}()
+	req := utsRequest{pid: pid, reply: make(chan utsResult, 1)}
 	select {
-	case r := <-done:
+	case u.reqs <- req:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-u.done:
+		return "", fmt.Errorf("hostname of pid %d: reader closed", pid)
+	}
+	select {
+	case r := <-req.reply:
 		return r.name, r.err
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 }
 
-// hostnameOnThisThread must run on a locked OS thread. restored reports
-// whether the thread is back in its original UTS namespace.
-func hostnameOnThisThread(pid int) (name string, restored bool, err error) {
+func (u *UTSReader) startWorker() {
+	u.wg.Add(1)
+	go u.work()
+}
+
+func (u *UTSReader) work() {
+	defer u.wg.Done()
+	runtime.LockOSThread()
 	self, err := os.Open("/proc/thread-self/ns/uts")
 	if err != nil {
-		return "", true, fmt.Errorf("open own uts namespace: %w", err)
+		// Without a way back, this thread must not enter anything; it
+		// answers every request with the error instead.
+		runtime.UnlockOSThread()
+		err = fmt.Errorf("open own uts namespace: %w", err)
+		for {
+			select {
+			case req := <-u.reqs:
+				req.reply <- utsResult{err: err}
+			case <-u.done:
+				return
+			}
+		}
 	}
 	defer self.Close()
+	for {
+		select {
+		case req := <-u.reqs:
+			name, restored, err := hostnameOnThisThread(int(self.Fd()), req.pid)
+			req.reply <- utsResult{name, err}
+			if !restored {
+				u.startWorker()
+				return // still locked: the runtime discards this thread
+			}
+		case <-u.done:
+			runtime.UnlockOSThread()
+			return
+		}
+	}
+}
+
+// hostnameOnThisThread must run on a locked OS thread whose own namespace
+// self is. restored reports whether the thread is back in it.
+func hostnameOnThisThread(self, pid int) (name string, restored bool, err error) {
 	target, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/uts")
 	if err != nil {
 		return "", true, fmt.Errorf("hostname of pid %d: %w", pid, unwrapErrno(err))
@@ -66,7 +138,7 @@ func hostnameOnThisThread(pid int) (name string, restored bool, err error) {
 	}
 	var uts unix.Utsname
 	unameErr := unix.Uname(&uts)
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWUTS); err != nil {
+	if err := unix.Setns(self, unix.CLONE_NEWUTS); err != nil {
 		return "", false, fmt.Errorf("return to own uts namespace: %w", err)
 	}
 	if unameErr != nil {
