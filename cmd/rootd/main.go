@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -134,9 +133,12 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	// Threads parked in their own namespace, one per CPU: entering a
-	// container's UTS namespace is then two setns calls, not a new thread.
-	uts := procfs.NewUTSReader(runtime.GOMAXPROCS(0))
+	// Opened once, rootd's own UTS namespace is where every hostname read
+	// returns to.
+	uts, err := procfs.NewUTSReader()
+	if err != nil {
+		return fail("hostname reader", err)
+	}
 	defer uts.Close()
 	res := resolver.New(opened, resolver.Options{Log: log, Hostname: uts.Hostname})
 	resDone := make(chan struct{})

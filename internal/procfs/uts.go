@@ -15,52 +15,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Hostname returns the hostname that process pid sees. It uses a thread of
-// its own for the one call; a daemon answering many requests uses a
-// UTSReader instead.
+// Hostname returns the hostname that process pid sees. A daemon answering
+// many requests keeps a UTSReader instead, which opens its own namespace once.
 func Hostname(ctx context.Context, pid int) (string, error) {
-	u := NewUTSReader(1)
+	u, err := NewUTSReader()
+	if err != nil {
+		return "", err
+	}
 	defer u.Close()
 	return u.Hostname(ctx, pid)
 }
 
 // UTSReader reads hostnames inside other processes' UTS namespaces.
 //
-// setns(2) changes only the calling thread, so each worker is a goroutine
-// locked to its OS thread for its whole life, holding that thread's own
-// namespace open to return to. If a thread ever fails to return, its worker
-// exits still locked: Go then destroys the thread, so no other goroutine can
-// run in a container's namespace, and a fresh worker takes its place.
+// setns(2) changes only the calling thread, so each read runs on a goroutine
+// locked to its OS thread for the whole visit, and returns the thread to the
+// namespace held open in self. If the thread cannot be returned it stays
+// locked: Go destroys a locked thread when its goroutine exits, so no other
+// goroutine ever runs in a container's namespace. (A pool of threads parked
+// for this was measured slower: handing work to a locked thread costs an OS
+// context switch each way.)
 type UTSReader struct {
-	reqs chan utsRequest
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	self     int            // descriptor of the namespace to return to
+	inflight sync.WaitGroup // reads that may still use self
 }
 
-type utsRequest struct {
-	pid   int
-	reply chan utsResult // buffered: a worker never waits on a caller who gave up
-}
-
-type utsResult struct {
-	name string
-	err  error
-}
-
-// NewUTSReader starts workers threads (at least one) that serve Hostname.
-func NewUTSReader(workers int) *UTSReader {
-	u := &UTSReader{reqs: make(chan utsRequest), done: make(chan struct{})}
-	for range max(workers, 1) {
-		u.startWorker()
+// NewUTSReader opens the caller's UTS namespace as the one to return to. It
+// must be called from an ordinary goroutine, which is never inside another
+// namespace.
+func NewUTSReader() (*UTSReader, error) {
+	self, err := unix.Open("/proc/thread-self/ns/uts", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open own uts namespace: %w", err)
 	}
-	return u
+	return &UTSReader{self: self}, nil
 }
 
-// Close stops the workers once the requests in progress are answered.
-func (u *UTSReader) Close() {
-	u.once.Do(func() { close(u.done) })
-	u.wg.Wait()
+// Close releases the reader's namespace handle once every read has
+// finished, including those whose callers gave up waiting: a thread must
+// never return to a descriptor number that now means something else. Call
+// it only after the last Hostname call has been made.
+func (u *UTSReader) Close() error {
+	u.inflight.Wait()
+	return unix.Close(u.self)
 }
 
 // Hostname returns the hostname that process pid sees.
@@ -68,60 +65,28 @@ func (u *UTSReader) Hostname(ctx context.Context, pid int) (string, error) {
 	if pid < 1 {
 		return "", fmt.Errorf("hostname of pid %d: %w", pid, unix.ESRCH)
 	}
-	req := utsRequest{pid: pid, reply: make(chan utsResult, 1)}
+	done := make(chan utsResult, 1)
+	u.inflight.Add(1)
+	go func() {
+		defer u.inflight.Done()
+		runtime.LockOSThread()
+		name, restored, err := hostnameOnThisThread(u.self, pid)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		done <- utsResult{name, err}
+	}()
 	select {
-	case u.reqs <- req:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-u.done:
-		return "", fmt.Errorf("hostname of pid %d: reader closed", pid)
-	}
-	select {
-	case r := <-req.reply:
+	case r := <-done:
 		return r.name, r.err
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
 }
 
-func (u *UTSReader) startWorker() {
-	u.wg.Add(1)
-	go u.work()
-}
-
-func (u *UTSReader) work() {
-	defer u.wg.Done()
-	runtime.LockOSThread()
-	self, err := os.Open("/proc/thread-self/ns/uts")
-	if err != nil {
-		// Without a way back, this thread must not enter anything; it
-		// answers every request with the error instead.
-		runtime.UnlockOSThread()
-		err = fmt.Errorf("open own uts namespace: %w", err)
-		for {
-			select {
-			case req := <-u.reqs:
-				req.reply <- utsResult{err: err}
-			case <-u.done:
-				return
-			}
-		}
-	}
-	defer self.Close()
-	for {
-		select {
-		case req := <-u.reqs:
-			name, restored, err := hostnameOnThisThread(int(self.Fd()), req.pid)
-			req.reply <- utsResult{name, err}
-			if !restored {
-				u.startWorker()
-				return // still locked: the runtime discards this thread
-			}
-		case <-u.done:
-			runtime.UnlockOSThread()
-			return
-		}
-	}
+type utsResult struct {
+	name string
+	err  error
 }
 
 // hostnameOnThisThread must run on a locked OS thread whose own namespace

@@ -30,7 +30,10 @@ func TestUTSReader(t *testing.T) {
 	host, _ := os.Hostname()
 	const inside = "rootd-uts-test"
 	child := childWithHostname(t, inside)
-	u := NewUTSReader(2)
+	u, err := NewUTSReader()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer u.Close()
 	ctx := context.Background()
 
