@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -36,6 +37,13 @@ and --allow-gid may connect.
 
 Flags:
 `
+
+func init() {
+	// Keep the main thread for the main goroutine alone, so it never visits
+	// a container's UTS namespace for a hostname read: /proc/<rootd>/ns/uts
+	// always shows rootd's own namespace to anyone who looks.
+	runtime.LockOSThread()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))

@@ -92,6 +92,13 @@ type utsResult struct {
 // hostnameOnThisThread must run on a locked OS thread whose own namespace
 // self is. restored reports whether the thread is back in it.
 func hostnameOnThisThread(self, pid int) (name string, restored bool, err error) {
+	if pid == os.Getpid() {
+		// /proc/PID/ns names the namespaces of the main thread, which may
+		// be visiting a container for another read right now; this thread
+		// is in rootd's own namespace, so ask it directly.
+		name, err := uname()
+		return name, true, err
+	}
 	target, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/uts")
 	if err != nil {
 		return "", true, fmt.Errorf("hostname of pid %d: %w", pid, unwrapErrno(err))
@@ -101,19 +108,27 @@ func hostnameOnThisThread(self, pid int) (name string, restored bool, err error)
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWUTS); err != nil {
 		return "", true, fmt.Errorf("enter uts namespace of pid %d: %w", pid, err)
 	}
-	var uts unix.Utsname
-	unameErr := unix.Uname(&uts)
+	name, unameErr := uname()
 	if err := unix.Setns(self, unix.CLONE_NEWUTS); err != nil {
 		return "", false, fmt.Errorf("return to own uts namespace: %w", err)
 	}
 	if unameErr != nil {
 		return "", true, fmt.Errorf("uname in pid %d: %w", pid, unameErr)
 	}
+	return name, true, nil
+}
+
+// uname returns the calling thread's hostname.
+func uname() (string, error) {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return "", err
+	}
 	n := uts.Nodename[:]
 	if i := bytes.IndexByte(n, 0); i >= 0 {
 		n = n[:i]
 	}
-	return string(n), true, nil
+	return string(n), nil
 }
 
 // unwrapErrno turns an *os.PathError from /proc into its errno, so callers
