@@ -59,9 +59,11 @@ type Container struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// ShortID is the 12-character abbreviation operators know from docker ps.
+// ShortID is the 12-character abbreviation operators know from docker ps,
+// for IDs of 64 hex digits. Other IDs (LXC names, containerd IDs chosen by
+// people) are shown whole: cut short they would read as some other name.
 func (c Container) ShortID() string {
-	if len(c.ID) > 12 {
+	if len(c.ID) == 64 && strings.Trim(c.ID, "0123456789abcdef") == "" {
 		return c.ID[:12]
 	}
 	return c.ID

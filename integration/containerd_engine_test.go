@@ -292,47 +292,11 @@ func TestContainerdEngineList(t *testing.T) {
 	}
 }
 
-// containerdAwait reads events until one satisfies match.
-func containerdAwait(t *testing.T, events <-chan engine.Event, what string, match func(engine.Event) bool) engine.Event {
-	t.Helper()
-	deadline := time.After(containerdWait)
-	for {
-		select {
-		case ev := <-events:
-			if match(ev) {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no event %s within %s", what, containerdWait)
-		}
-	}
-}
-
-func containerdWatch(t *testing.T, eng engine.Engine) <-chan engine.Event {
-	t.Helper()
-	w, ok := eng.(engine.Watcher)
-	if !ok {
-		t.Fatal("the containerd engine is not a Watcher")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan engine.Event, 256)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Watch(ctx, events)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return events
-}
-
 func TestContainerdEngineWatch(t *testing.T) {
 	containerdRequire(t)
 	eng := containerdOpen(t, containerdSocket())
-	events := containerdWatch(t, eng)
-	containerdAwait(t, events, "resync after subscribing", func(ev engine.Event) bool { return ev.Kind == engine.Resync })
+	events := watchEvents(t, eng)
+	awaitEvent(t, events, containerdWait, "resync after subscribing", func(ev engine.Event) bool { return ev.Kind == engine.Resync })
 
 	ns := containerdTestNamespace
 	id := containerdUniqueID(t, "rootd-it-watch")
@@ -347,7 +311,7 @@ func TestContainerdEngineWatch(t *testing.T) {
 	mobyID := containerdUniqueID(t, "rootd-it-moby")
 	containerdCreateBare(t, "moby", mobyID)
 	containerdRun(t, ns, id)
-	ev := containerdAwait(t, events, "running upsert", func(ev engine.Event) bool {
+	ev := awaitEvent(t, events, containerdWait, "running upsert", func(ev engine.Event) bool {
 		if ev.Container.ID == mobyID || ev.ID == mobyID {
 			t.Errorf("event for a container in namespace moby: %+v", ev)
 		}
@@ -358,12 +322,12 @@ func TestContainerdEngineWatch(t *testing.T) {
 	}
 
 	containerdMustCtr(t, ns, "task", "pause", id)
-	containerdAwait(t, events, "paused upsert", upsertOf(engine.StatePaused))
+	awaitEvent(t, events, containerdWait, "paused upsert", upsertOf(engine.StatePaused))
 	containerdMustCtr(t, ns, "task", "resume", id)
-	containerdAwait(t, events, "resumed upsert", upsertOf(engine.StateRunning))
+	awaitEvent(t, events, containerdWait, "resumed upsert", upsertOf(engine.StateRunning))
 
 	containerdMustCtr(t, ns, "task", "kill", "-s", "KILL", id)
-	ev = containerdAwait(t, events, "stopped upsert", upsertOf(engine.StateStopped))
+	ev = awaitEvent(t, events, containerdWait, "stopped upsert", upsertOf(engine.StateStopped))
 	if ev.Container.PID != 0 {
 		t.Errorf("stopped container has PID %d", ev.Container.PID)
 	}
@@ -380,7 +344,7 @@ func TestContainerdEngineWatch(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	containerdMustCtr(t, ns, "containers", "rm", id)
-	containerdAwait(t, events, "remove", func(ev engine.Event) bool { return ev.Kind == engine.Remove && ev.ID == id })
+	awaitEvent(t, events, containerdWait, "remove", func(ev engine.Event) bool { return ev.Kind == engine.Remove && ev.ID == id })
 }
 
 // A daemon that is not there yet makes the engine idle; when it appears the
@@ -398,8 +362,8 @@ func TestContainerdEngineDaemonComesAndGoes(t *testing.T) {
 	if _, err := eng.List(context.Background()); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("List without daemon: %v, want ErrUnavailable", err)
 	}
-	events := containerdWatch(t, eng)
-	containerdAwait(t, events, "unavailable", func(ev engine.Event) bool { return ev.Kind == engine.Unavailable })
+	events := watchEvents(t, eng)
+	awaitEvent(t, events, containerdWait, "unavailable", func(ev engine.Event) bool { return ev.Kind == engine.Unavailable })
 
 	config := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(config, []byte(`version = 2
@@ -433,14 +397,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 	})
 
-	containerdAwait(t, events, "resync once the daemon is up", func(ev engine.Event) bool { return ev.Kind == engine.Resync })
+	awaitEvent(t, events, containerdWait, "resync once the daemon is up", func(ev engine.Event) bool { return ev.Kind == engine.Resync })
 	if _, err := eng.List(context.Background()); err != nil {
 		t.Errorf("List with the daemon up: %v", err)
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	<-exited
-	containerdAwait(t, events, "unavailable after the daemon stopped", func(ev engine.Event) bool { return ev.Kind == engine.Unavailable })
+	awaitEvent(t, events, containerdWait, "unavailable after the daemon stopped", func(ev engine.Event) bool { return ev.Kind == engine.Unavailable })
 	if _, err := eng.List(context.Background()); !errors.Is(err, engine.ErrUnavailable) {
 		t.Errorf("List after the daemon stopped: %v, want ErrUnavailable", err)
 	}

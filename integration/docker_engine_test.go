@@ -170,37 +170,6 @@ func TestDockerListMatchesInspect(t *testing.T) {
 	}
 }
 
-// dockerWatchEvents starts Watch and returns its events.
-func dockerWatchEvents(t *testing.T, e engine.Engine) <-chan engine.Event {
-	t.Helper()
-	w, ok := e.(engine.Watcher)
-	if !ok {
-		t.Fatal("docker engine is not a Watcher")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan engine.Event, 64)
-	done := make(chan struct{})
-	go func() { defer close(done); w.Watch(ctx, events) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return events
-}
-
-// dockerAwait returns the first event that match accepts, failing after timeout.
-func dockerAwait(t *testing.T, events <-chan engine.Event, timeout time.Duration, what string, match func(engine.Event) bool) engine.Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case ev := <-events:
-			if match(ev) {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no %s within %s", what, timeout)
-		}
-	}
-}
-
 func dockerUpsertOf(id string, state engine.State) func(engine.Event) bool {
 	return func(ev engine.Event) bool {
 		return ev.Kind == engine.Upsert && ev.Container.ID == id && ev.Container.State == state
@@ -209,7 +178,7 @@ func dockerUpsertOf(id string, state engine.State) func(engine.Event) bool {
 
 func TestDockerWatch(t *testing.T) {
 	e := dockerOpen(t)
-	events := dockerWatchEvents(t, e)
+	events := watchEvents(t, e)
 	// The subscription is made asynchronously; a List proves the daemon
 	// answers, and Watch subscribes from the moment it was called.
 	if _, err := e.List(context.Background()); err != nil {
@@ -219,28 +188,28 @@ func TestDockerWatch(t *testing.T) {
 
 	name := dockerName(t, "watch")
 	id := dockerStart(t, name)
-	ev := dockerAwait(t, events, timeout, "upsert after run", dockerUpsertOf(id, engine.StateRunning))
+	ev := awaitEvent(t, events, timeout, "upsert after run", dockerUpsertOf(id, engine.StateRunning))
 	dockerCheck(t, ev.Container, dockerInspect(t, id))
 
 	dockerRun(t, "pause", id)
-	ev = dockerAwait(t, events, timeout, "upsert after pause", dockerUpsertOf(id, engine.StatePaused))
+	ev = awaitEvent(t, events, timeout, "upsert after pause", dockerUpsertOf(id, engine.StatePaused))
 	dockerCheck(t, ev.Container, dockerInspect(t, id))
 
 	dockerRun(t, "unpause", id)
-	dockerAwait(t, events, timeout, "upsert after unpause", dockerUpsertOf(id, engine.StateRunning))
+	awaitEvent(t, events, timeout, "upsert after unpause", dockerUpsertOf(id, engine.StateRunning))
 
 	renamed := name + "-renamed"
 	dockerRun(t, "rename", id, renamed)
-	ev = dockerAwait(t, events, timeout, "upsert after rename", func(ev engine.Event) bool {
+	ev = awaitEvent(t, events, timeout, "upsert after rename", func(ev engine.Event) bool {
 		return ev.Kind == engine.Upsert && ev.Container.ID == id && slices.Contains(ev.Container.Names, renamed)
 	})
 	dockerCheck(t, ev.Container, dockerInspect(t, id))
 
 	dockerRun(t, "stop", "-t", "0", id)
-	dockerAwait(t, events, timeout, "upsert after stop", dockerUpsertOf(id, engine.StateStopped))
+	awaitEvent(t, events, timeout, "upsert after stop", dockerUpsertOf(id, engine.StateStopped))
 
 	dockerRun(t, "rm", "-f", id)
-	dockerAwait(t, events, timeout, "remove after rm", func(ev engine.Event) bool {
+	awaitEvent(t, events, timeout, "remove after rm", func(ev engine.Event) bool {
 		return ev.Kind == engine.Remove && ev.ID == id
 	})
 }
@@ -253,15 +222,15 @@ func TestDockerDaemonRestart(t *testing.T) {
 	if _, err := e.List(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	events := dockerWatchEvents(t, e)
+	events := watchEvents(t, e)
 	id := dockerStart(t, dockerName(t, "restart"))
-	dockerAwait(t, events, 10*time.Second, "upsert after run", dockerUpsertOf(id, engine.StateRunning))
+	awaitEvent(t, events, 10*time.Second, "upsert after run", dockerUpsertOf(id, engine.StateRunning))
 
 	pid := dockerdPID(t)
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatalf("stop dockerd %d: %v", pid, err)
 	}
-	ev := dockerAwait(t, events, 60*time.Second, "Unavailable after stopping dockerd", func(ev engine.Event) bool {
+	ev := awaitEvent(t, events, 60*time.Second, "Unavailable after stopping dockerd", func(ev engine.Event) bool {
 		return ev.Kind == engine.Unavailable
 	})
 	if ev.Err == nil {
@@ -303,7 +272,7 @@ func TestDockerDaemonRestart(t *testing.T) {
 	if out, err := exec.Command("sh", script).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", script, err, out)
 	}
-	dockerAwait(t, events, 30*time.Second, "Resync after dockerd came back", func(ev engine.Event) bool {
+	awaitEvent(t, events, 30*time.Second, "Resync after dockerd came back", func(ev engine.Event) bool {
 		return ev.Kind == engine.Resync
 	})
 	cs, err = e.List(context.Background())

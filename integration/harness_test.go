@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/client"
+	"github.com/rootd-project/rootd/engine"
 )
 
 // bins holds the programs TestMain builds once for every test.
@@ -196,6 +197,39 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// watchEvents starts e's Watch for the rest of the test and returns its
+// events.
+func watchEvents(t *testing.T, e engine.Engine) <-chan engine.Event {
+	t.Helper()
+	w, ok := e.(engine.Watcher)
+	if !ok {
+		t.Fatalf("the %s engine is not a Watcher", e.Name())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan engine.Event, 256)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Watch(ctx, events) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return events
+}
+
+// awaitEvent returns the first event that match accepts, failing after
+// timeout.
+func awaitEvent(t *testing.T, events <-chan engine.Event, timeout time.Duration, what string, match func(engine.Event) bool) engine.Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev := <-events:
+			if match(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no event %s within %s", what, timeout)
+		}
+	}
 }
 
 // eventually polls cond until it holds or the deadline passes.

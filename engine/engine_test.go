@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+func TestShortID(t *testing.T) {
+	hex := strings.Repeat("0123456789abcdef", 4)
+	tests := []struct{ id, want string }{
+		{hex, hex[:12]},
+		{"web1", "web1"},
+		{"rootd-mx-20816-212071-lxc-run", "rootd-mx-20816-212071-lxc-run"},
+		{strings.ToUpper(hex), strings.ToUpper(hex)},
+		{hex[:63] + "g", hex[:63] + "g"},
+	}
+	for _, tc := range tests {
+		if got := (Container{ID: tc.id}).ShortID(); got != tc.want {
+			t.Errorf("ShortID(%q) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestAmbiguousError(t *testing.T) {
+	err := error(&AmbiguousError{Query: "ab", Candidates: []Container{
+		{Engine: "docker", ID: "ab1", Names: []string{"web"}},
+		{Engine: "podman", ID: "ab2"},
+	}})
+	if !errors.Is(err, ErrAmbiguous) || errors.Is(err, ErrNotFound) {
+		t.Errorf("errors.Is mismatch for %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "docker:ab1 (web)") || !strings.Contains(msg, "podman:ab2") {
+		t.Errorf("message does not name the candidates: %s", msg)
+	}
+}
+
+type nullEngine struct{ name string }
+
+func (e nullEngine) Name() string                              { return e.name }
+func (e nullEngine) List(context.Context) ([]Container, error) { return nil, nil }
+
+func TestRegistry(t *testing.T) {
+	name := "test-registry-engine"
+	var gotFlag *string
+	Register(Driver{Name: name, Summary: "for tests", Configure: func(fs *flag.FlagSet) OpenFunc {
+		gotFlag = fs.String(name+"-opt", "", "")
+		return func(env Env) (Engine, error) {
+			if env.Log == nil || env.Getenv == nil {
+				t.Error("Open did not fill in Env defaults")
+			}
+			return nullEngine{name}, nil
+		}
+	}})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("registering a name twice did not panic")
+			}
+		}()
+		Register(Driver{Name: name, Configure: func(*flag.FlagSet) OpenFunc { return nil }})
+	}()
+	if _, ok := Lookup(name); !ok {
+		t.Fatal("Lookup does not find the driver")
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	set := Configure(fs)
+	if err := fs.Parse([]string{"-" + name + "-opt", "v"}); err != nil || *gotFlag != "v" {
+		t.Fatalf("engine flag not declared: %v", err)
+	}
+	engines, err := set.Open(Env{}, []string{name, name})
+	if err != nil || len(engines) != 1 || engines[0].Name() != name {
+		t.Fatalf("Open = %v, %v; want the engine once", engines, err)
+	}
+	if _, err := set.Open(Env{}, []string{"no-such-engine"}); err == nil || !strings.Contains(err.Error(), name) {
+		t.Errorf("unknown engine: %v; want an error listing the known ones", err)
+	}
+}
