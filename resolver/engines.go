@@ -33,6 +33,8 @@ type engineState struct {
 	eng  engine.Engine
 	log  *slog.Logger
 	idx  atomic.Pointer[engineIndex]
+	// listed is set once a List has finished and its result is in idx.
+	listed atomic.Bool
 
 	mu          sync.Mutex
 	entries     map[string]*entry // what idx was built from, by entryKey
@@ -164,6 +166,7 @@ func (r *Resolver) runList(s *engineState, call *listCall) {
 	}
 	s.journal = s.journal[:0]
 	r.publish(s)
+	s.listed.Store(true)
 	s.mu.Unlock()
 
 	call.err = err

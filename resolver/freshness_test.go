@@ -441,3 +441,33 @@ func TestRunFollowsEngines(t *testing.T) {
 	podman.Set(nil)
 	waitFor(t, "set", has("docker:"+idN()))
 }
+
+// TestFirstQueryJoinsInitialList: a query that arrives while the first List
+// is running waits for that List instead of asking for a second one, so the
+// time to the first answer is one List, not two.
+func TestFirstQueryJoinsInitialList(t *testing.T) {
+	docker := static.New("docker", []engine.Container{running(idA, 100, "web")})
+	g := newGated(docker)
+	r := newTestResolver(t, nil, g)
+	ctx := context.Background()
+	initial := make(chan error, 1)
+	go func() { initial <- r.Refresh(ctx) }() // as Run begins
+	<-g.entered
+	got := make(chan error, 1)
+	go func() { _, err := r.PID(ctx, "web"); got <- err }()
+	close(g.release)
+	if err := <-got; err != nil {
+		t.Fatalf("first query: %v", err)
+	}
+	<-initial
+	if n := docker.ListCalls(); n != 1 {
+		t.Errorf("%d Lists for the first query, want the initial one only", n)
+	}
+	// Once the index has been filled, a miss still asks for a newer List.
+	if _, err := r.PID(ctx, "nosuch"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("miss: %v", err)
+	}
+	if n := docker.ListCalls(); n != 2 {
+		t.Errorf("%d Lists after a miss, want 2", n)
+	}
+}

@@ -243,7 +243,20 @@ func (r *Resolver) resolve(ctx context.Context, query string, token uint64) (*en
 	if problem != "" {
 		return nil, fmt.Errorf("%w: %s", engine.ErrInvalidName, problem)
 	}
+	// Checked before looking: if the first List finishes in between, the
+	// lookup may have missed its result.
+	pending := r.neverListed(scope)
 	e, out := r.lookup(scope, name)
+	if out == notFound && pending {
+		// Until an engine's first List is in, its index is empty, not
+		// stale: that List, whenever it began, is the one to wait for.
+		// Asking for a newer one would double the time to first answer.
+		_ = r.refresh(ctx, scope, 0)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		e, out = r.lookup(scope, name)
+	}
 	if out == notFound {
 		_ = r.refresh(ctx, scope, token) // failures are recorded per engine
 		if err := ctx.Err(); err != nil {
@@ -268,6 +281,17 @@ func (r *Resolver) resolve(ctx context.Context, query string, token uint64) (*en
 		amb.Candidates = append(amb.Candidates, c.c)
 	}
 	return nil, amb
+}
+
+// neverListed reports whether some engine in scope has yet to finish a List.
+func (r *Resolver) neverListed(scope int) bool {
+	lo, hi := r.bounds(scope)
+	for _, s := range r.engines[lo:hi] {
+		if !s.listed.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // parseQuery splits off an engine qualifier and validates the name. scope is
