@@ -27,16 +27,16 @@ var (
 	codeNotRunning  = -int(syscall.ESRCH)
 )
 
-// memoryCgroup is what PCP's collectors must get for pid on this host: the
-// memory controller's line of /proc/PID/cgroup (the v2 line on a pure v2
-// host), without its leading slash.
-func memoryCgroup(t *testing.T, pid int) string {
-	t.Helper()
+// expectedCgroup is what PCP's collectors must get for pid on this host:
+// the memory controller's line of /proc/PID/cgroup (the unified line on a
+// pure v2 host), without its leading slash. It is written independently of
+// rootd's own parser, so the two check each other.
+func expectedCgroup(pid int) (string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	var v2 string
+	var unified string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.SplitN(line, ":", 3)
 		if len(f) != 3 {
@@ -44,14 +44,26 @@ func memoryCgroup(t *testing.T, pid int) string {
 		}
 		for _, c := range strings.Split(f[1], ",") {
 			if c == "memory" {
-				return strings.TrimPrefix(f[2], "/")
+				return strings.TrimPrefix(f[2], "/"), nil
 			}
 		}
 		if f[0] == "0" && f[1] == "" {
-			v2 = strings.TrimPrefix(f[2], "/")
+			unified = strings.TrimPrefix(f[2], "/")
 		}
 	}
-	return v2
+	if unified == "" {
+		return "", fmt.Errorf("pid %d: no memory or unified line in %q", pid, b)
+	}
+	return unified, nil
+}
+
+func memoryCgroup(t *testing.T, pid int) string {
+	t.Helper()
+	cg, err := expectedCgroup(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cg
 }
 
 // allDockerIDs lists every container the daemon has, ours or not, since a

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -25,13 +24,6 @@ import (
 
 // mixedWait bounds each wait for rootd to see a change made by an engine.
 const mixedWait = 30 * time.Second
-
-// The status codes the C client prints for the failures the test expects.
-const (
-	mixedCodeNoContainer = wire.StatusNoContainer
-	mixedCodeNotUnique   = -int(syscall.ENOTUNIQ)
-	mixedCodeNotRunning  = -int(syscall.ESRCH)
-)
 
 // mixedTarget is one container and the queries that must find it.
 type mixedTarget struct {
@@ -55,36 +47,6 @@ type mixedExpect struct {
 	// code, when non-zero, is the failure expected instead: a negative
 	// errno or wire.StatusNoContainer.
 	code int
-}
-
-// mixedCgroup reads a process's cgroup as rootd must report it: the memory
-// controller's path on v1 and hybrid hosts, else the unified one, without
-// the leading slash.
-func mixedCgroup(pid int) (string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return "", err
-	}
-	var unified string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.SplitN(sc.Text(), ":", 3)
-		if len(f) != 3 {
-			continue
-		}
-		for _, ctl := range strings.Split(f[1], ",") {
-			if ctl == "memory" {
-				return strings.TrimPrefix(f[2], "/"), nil
-			}
-		}
-		if f[0] == "0" && f[1] == "" {
-			unified = strings.TrimPrefix(f[2], "/")
-		}
-	}
-	if unified == "" {
-		return "", fmt.Errorf("pid %d: no memory or unified line in %q", pid, data)
-	}
-	return unified, nil
 }
 
 // mixedUTSHostname is the nodename in process pid's UTS namespace.
@@ -116,7 +78,7 @@ func mixedCheck(t *testing.T, c *client.Client, socket string, queries []string,
 	var bad []string
 	wantCgroup := ""
 	if want.code == 0 {
-		cg, err := mixedCgroup(want.pid)
+		cg, err := expectedCgroup(want.pid)
 		if err != nil {
 			return []string{fmt.Sprintf("expected pid %d: %v", want.pid, err)}
 		}
@@ -428,7 +390,7 @@ func TestMixedEngines(t *testing.T) {
 
 	t.Run("ambiguous", func(t *testing.T) {
 		for _, q := range []string{shared, "/" + shared} {
-			mixedMust(t, c, d.socket, []string{q}, mixedExpect{code: mixedCodeNotUnique})
+			mixedMust(t, c, d.socket, []string{q}, mixedExpect{code: codeNotUnique})
 			if _, err := c.ProcessID(ctxT(t, 10*time.Second), q); !errors.Is(err, syscall.ENOTUNIQ) {
 				t.Errorf("Go client %q: %v, want ENOTUNIQ", q, err)
 			}
@@ -439,7 +401,7 @@ func TestMixedEngines(t *testing.T) {
 		mixedMust(t, c, d.socket, []string{"podman:" + shared}, mixedExpectRunning(t, sharedPodman))
 		// An engine qualifier searches only that engine.
 		mixedMust(t, c, d.socket, []string{"lxc:" + shared, "podman:" + dockerA},
-			mixedExpect{code: mixedCodeNoContainer})
+			mixedExpect{code: codeNoContainer})
 		out, err := mixedRootctl(t, "resolve", shared)
 		if err == nil || !strings.Contains(err.Error(), sharedDockerID[:12]) || !strings.Contains(err.Error(), sharedPodmanID[:12]) {
 			t.Errorf("rootctl resolve %s: want an ambiguity naming both containers; got %v\n%s", shared, err, out)
@@ -462,7 +424,7 @@ func TestMixedEngines(t *testing.T) {
 			t.Fatalf("rootctl resolve --json: %v\n%s", err, out)
 		}
 		wantPID := podmanInspect(t, podmanP).State.Pid
-		wantCG, _ := mixedCgroup(wantPID)
+		wantCG, _ := expectedCgroup(wantPID)
 		if got.Engine != "podman" || got.ID != podmanPausedID || got.State != string(engine.StatePaused) || got.PID != wantPID || got.Cgroup != wantCG {
 			t.Errorf("rootctl resolve --json %s = %+v; podman says pid %d status %s, cgroup %q",
 				podmanP, got, wantPID, podmanInspect(t, podmanP).State.Status, wantCG)
@@ -470,11 +432,11 @@ func TestMixedEngines(t *testing.T) {
 	})
 
 	t.Run("stopped", func(t *testing.T) {
-		mixedMust(t, c, d.socket, []string{lxcStopped, "lxc:" + lxcStopped}, mixedExpect{code: mixedCodeNotRunning})
+		mixedMust(t, c, d.socket, []string{lxcStopped, "lxc:" + lxcStopped}, mixedExpect{code: codeNotRunning})
 		if _, err := c.ProcessID(ctxT(t, 10*time.Second), lxcStopped); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("Go client %q: %v, want ESRCH", lxcStopped, err)
 		}
-		mixedMust(t, c, d.socket, []string{name("never-created")}, mixedExpect{code: mixedCodeNoContainer})
+		mixedMust(t, c, d.socket, []string{name("never-created")}, mixedExpect{code: codeNoContainer})
 	})
 
 	t.Run("rootctl ls", func(t *testing.T) {
@@ -519,7 +481,7 @@ func TestMixedEngines(t *testing.T) {
 	t.Run("no process per request", func(t *testing.T) {
 		// The expected answers come from lxc-info, before the scan starts.
 		want := mixedExpectRunning(t, lxcRunning)
-		wantCG, err := mixedCgroup(want.pid)
+		wantCG, err := expectedCgroup(want.pid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -586,8 +548,8 @@ func TestMixedEngines(t *testing.T) {
 	})
 
 	t.Run("lifecycle", func(t *testing.T) {
-		notRunning := func() mixedExpect { return mixedExpect{code: mixedCodeNotRunning} }
-		gone := func() mixedExpect { return mixedExpect{code: mixedCodeNoContainer} }
+		notRunning := func() mixedExpect { return mixedExpect{code: codeNotRunning} }
+		gone := func() mixedExpect { return mixedExpect{code: codeNoContainer} }
 
 		t.Run("docker", func(t *testing.T) {
 			n := name("docker-late")
@@ -709,8 +671,8 @@ func TestMixedContainerdSameIDInTwoNamespaces(t *testing.T) {
 				q, containerdTestNamespace, pids[containerdTestNamespace], pids["k8s.io"], pid, err)
 		}
 	}
-	if r := cLookup(t, d.socket, "pid", id)[0]; r.OK || r.Code != mixedCodeNotUnique {
-		t.Errorf("C client pid %q: %+v, want status %d", id, r, mixedCodeNotUnique)
+	if r := cLookup(t, d.socket, "pid", id)[0]; r.OK || r.Code != codeNotUnique {
+		t.Errorf("C client pid %q: %+v, want status %d", id, r, codeNotUnique)
 	}
 	out, err := mixedRootctl(t, "--engines", "containerd", "ls", "--json")
 	if err != nil {
