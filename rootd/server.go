@@ -145,6 +145,27 @@ type session struct {
 	in    *bufio.Reader
 	buf   []byte
 	reply []byte
+
+	// The fast path of send: raw writes with a callback made once per
+	// session, so that sending allocates nothing.
+	raw       syscall.RawConn
+	writeOnce func(fd uintptr) bool
+	pending   []byte
+	written   int
+	writeErr  error
+}
+
+// bufferedWhole reports whether the next PDU can be read without reading
+// the socket: its header and all the bytes the header announces are
+// buffered (or the header is invalid, which ReadPDU reports at once).
+func (ss *session) bufferedWhole() bool {
+	n := ss.in.Buffered()
+	if n < wire.HeaderSize {
+		return false
+	}
+	b, _ := ss.in.Peek(wire.HeaderSize)
+	h, err := wire.ParseHeader(b)
+	return err != nil || int(h.Length) <= n
 }
 
 func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
@@ -164,11 +185,20 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		buf:   make([]byte, wire.MaxPDUSize),
 		reply: make([]byte, 0, wire.MaxPDUSize),
 	}
+	if raw, err := conn.SyscallConn(); err == nil {
+		ss.raw = raw
+		ss.writeOnce = func(fd uintptr) bool {
+			ss.written, ss.writeErr = unix.Write(int(fd), ss.pending)
+			return true // one attempt; send falls back to a blocking write
+		}
+	}
 	if err := ss.send(wire.AppendInfo(ss.reply[:0], wire.Info{Features: wire.AllFeatures}), nil); err != nil {
 		log.Debug("client left before INFO", "err", err)
 		return
 	}
 	log.Debug("client connected")
+	// A request in progress finishes even when shutdown begins.
+	reqCtx := context.WithoutCancel(ctx)
 	for !s.closing.Load() {
 		// Wait for a request with no deadline, then give the rest of it a
 		// bounded time: a client that stalls mid-PDU is dropped, an idle one
@@ -179,15 +209,22 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 			}
 			return
 		}
-		conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		// A PDU that is already buffered whole (nearly always: PCP's
+		// clients send each with one send) needs no deadline, and arming
+		// a timer per request would cost more than the request.
+		whole := ss.bufferedWhole()
+		if !whole {
+			conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		}
 		hdr, pdu, err := wire.ReadPDU(ss.in, ss.buf)
-		conn.SetReadDeadline(time.Time{})
+		if !whole {
+			conn.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			log.Warn("bad protocol exchange, closing client", "type", hdr.Type, "err", err)
 			return
 		}
-		// A request in progress finishes even when shutdown begins.
-		if !ss.handle(context.WithoutCancel(ctx), hdr, pdu) {
+		if !ss.handle(reqCtx, hdr, pdu) {
 			return
 		}
 	}
@@ -196,6 +233,22 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 // send writes one whole PDU, with descriptors if rights is not nil, in a
 // single write: PCP's client reads each reply with one recv.
 func (ss *session) send(pdu, rights []byte) error {
+	if rights == nil && ss.raw != nil {
+		// First one non-blocking write: it succeeds whenever the socket
+		// buffer has room, which is always unless the client stopped
+		// reading, and it needs no deadline timer.
+		ss.pending = pdu
+		ss.raw.Write(ss.writeOnce)
+		n, err := ss.written, ss.writeErr
+		ss.pending = nil
+		if err == nil && n == len(pdu) {
+			return nil
+		}
+		if err != nil && err != syscall.EAGAIN {
+			return err
+		}
+		pdu = pdu[max(n, 0):]
+	}
 	ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.cfg.WriteTimeout))
 	defer ss.conn.SetWriteDeadline(time.Time{})
 	if rights != nil {
@@ -251,8 +304,9 @@ func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) b
 		ss.log.Warn("invalid request", "type", hdr.Type, "err", err)
 		return ss.replyContainer(replyType, -int32(syscall.EINVAL), 0, nil)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ss.srv.cfg.RequestTimeout)
-	defer cancel()
+	lazy := newLazyDeadline(ctx, ss.srv.cfg.RequestTimeout)
+	defer lazy.release()
+	ctx = lazy
 
 	if len(req.Name) == 0 {
 		name, err := ss.srv.cfg.HostnameOfPID(ctx, int(req.PID))
