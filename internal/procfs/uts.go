@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,16 +29,23 @@ func Hostname(ctx context.Context, pid int) (string, error) {
 
 // UTSReader reads hostnames inside other processes' UTS namespaces.
 //
-// setns(2) changes only the calling thread, so each read runs on a goroutine
-// locked to its OS thread for the whole visit, and returns the thread to the
-// namespace held open in self. If the thread cannot be returned it stays
-// locked: Go destroys a locked thread when its goroutine exits, so no other
-// goroutine ever runs in a container's namespace. (A pool of threads parked
-// for this was measured slower: handing work to a locked thread costs an OS
-// context switch each way.)
+// setns(2) changes only the calling thread, so a read locks the calling
+// goroutine to its OS thread for the whole visit and returns the thread to
+// the namespace held open in self. Reading on the caller's own thread keeps
+// the request on one CPU: handing it to another thread (a new goroutine, or
+// a pool of parked threads, both measured) wakes that thread each time, which
+// costs more than the read on a virtual machine with idle vCPUs.
+//
+// If a thread cannot be returned it stays locked to its goroutine, so no
+// other goroutine ever runs on it, and Go discards it when that goroutine
+// exits. From then on every read runs on a goroutine of its own, which
+// exits when done, so no thread is ever left behind in a container's
+// namespace by a read that is still running.
 type UTSReader struct {
 	self     int            // descriptor of the namespace to return to
 	inflight sync.WaitGroup // reads that may still use self
+	// stranded is set once a thread failed to return to self.
+	stranded atomic.Bool
 }
 
 // NewUTSReader opens the caller's UTS namespace as the one to return to. It
@@ -64,6 +72,21 @@ func (u *UTSReader) Close() error {
 func (u *UTSReader) Hostname(ctx context.Context, pid int) (string, error) {
 	if pid < 1 {
 		return "", fmt.Errorf("hostname of pid %d: %w", pid, unix.ESRCH)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if !u.stranded.Load() {
+		u.inflight.Add(1)
+		defer u.inflight.Done()
+		runtime.LockOSThread()
+		name, restored, err := hostnameOnThisThread(u.self, pid)
+		if restored {
+			runtime.UnlockOSThread()
+		} else {
+			u.stranded.Store(true)
+		}
+		return name, err
 	}
 	done := make(chan utsResult, 1)
 	u.inflight.Add(1)
@@ -99,13 +122,16 @@ func hostnameOnThisThread(self, pid int) (name string, restored bool, err error)
 		name, err := uname()
 		return name, true, err
 	}
-	target, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/uts")
+	target, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/uts", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", true, fmt.Errorf("hostname of pid %d: %w", pid, unwrapErrno(err))
+		if err == unix.ENOENT {
+			err = unix.ESRCH
+		}
+		return "", true, fmt.Errorf("hostname of pid %d: %w", pid, err)
 	}
-	defer target.Close()
+	defer unix.Close(target)
 
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWUTS); err != nil {
+	if err := unix.Setns(target, unix.CLONE_NEWUTS); err != nil {
 		return "", true, fmt.Errorf("enter uts namespace of pid %d: %w", pid, err)
 	}
 	name, unameErr := uname()
