@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/client"
+	"github.com/rootd-project/rootd/internal/fixtures"
 	"github.com/rootd-project/rootd/wire"
 )
 
@@ -294,7 +295,11 @@ func restartDockerd(t *testing.T) {
 // directory and returns that directory.
 func unpackFixture(t *testing.T, name string) string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dockerFindScript(t, "../shared/fixtures/pcp-qa"), name))
+	path, err := fixtures.PCPQA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -220,14 +220,16 @@ func watchEvents(t *testing.T, e engine.Engine) <-chan engine.Event {
 func awaitEvent(t *testing.T, events <-chan engine.Event, timeout time.Duration, what string, match func(engine.Event) bool) engine.Event {
 	t.Helper()
 	deadline := time.After(timeout)
+	var seen []string
 	for {
 		select {
 		case ev := <-events:
 			if match(ev) {
 				return ev
 			}
+			seen = append(seen, fmt.Sprintf("%v %s %s/%s", ev.Kind, ev.ID, ev.Container.ShortID(), ev.Container.State))
 		case <-deadline:
-			t.Fatalf("no event %s within %s", what, timeout)
+			t.Fatalf("no event %s within %s; saw %d others: %v", what, timeout, len(seen), seen)
 		}
 	}
 }

@@ -20,18 +20,16 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/internal/fixtures"
 )
-
-const fixtureDir = "../../../shared/fixtures/pcp-qa"
 
 // fixtureRoot unpacks a PCP QA fixture into a temporary directory and
 // returns the Docker data root inside it (DIR/var/lib/docker).
 func fixtureRoot(t *testing.T, name string) string {
 	t.Helper()
-	path := filepath.Join(fixtureDir, name)
-	if _, err := os.Stat(path); err != nil {
-		// Resolve from the module root when the relative path does not fit.
-		path = filepath.Join("/work/shared/fixtures/pcp-qa", name)
+	path, err := fixtures.PCPQA(name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	f, err := os.Open(path)
 	if err != nil {

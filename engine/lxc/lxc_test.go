@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/internal/fixtures"
 )
 
 func testEngine(t *testing.T, lxcpath, procRoot string) *Engine {
@@ -229,7 +230,11 @@ func unpackFixture(t *testing.T, tgz, dir string) {
 
 func TestPCPQAFixtureLXC106(t *testing.T) {
 	root := t.TempDir()
-	unpackFixture(t, "/work/shared/fixtures/pcp-qa/containers-lxc-1.0.6-root-001.tgz", root)
+	tgz, err := fixtures.PCPQA("containers-lxc-1.0.6-root-001.tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpackFixture(t, tgz, root)
 	e, err := open(engine.Env{Log: slog.New(slog.NewTextHandler(t.Output(), nil)), Getenv: func(k string) string {
 		if k == "PCP_LXC_DIR" {
 			return filepath.Join(root, "var/lib/lxc")
