@@ -7,10 +7,13 @@
 # It installs what it needs (gcc, libpcp-pmda3-dev, libpcp3-dev, and the
 # libraries pmcd links against), extracts the reference pmcd and pmdaroot from
 # Debian's pcp package without installing it (its post-install needs
-# systemd), starts Docker with a busybox image for the freshness and live
-# measurements (scripts/engines/docker.sh; ROOTBENCH_NO_DOCKER=1 skips it),
-# builds rootd, rootbench and the C programs, and runs rootbench. The table
-# goes to stdout and bench/results/latest.md, the record to
+# systemd), sets up and starts the live engines as the tests do
+# (scripts/setup.sh: Docker, Podman, containerd, LXC, busybox images) for the
+# live and freshness measurements, builds rootd, rootbench and the C
+# programs, and runs rootbench. The live measurement starts its own mixed set
+# (2 Docker and 1 Podman containers, then 1 LXC container) and removes it.
+# ROOTBENCH_NO_ENGINES=1 skips the engines and both live measurements.
+# The table goes to stdout and bench/results/latest.md, the record to
 # bench/results/latest.json, the chart to docs/performance-latency.svg.
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,8 +54,11 @@ if ldd "$REF/usr/lib/pcp/bin/pmcd" | grep -q 'not found'; then
 	exit 1
 fi
 
-if [ -z "${ROOTBENCH_NO_DOCKER:-}" ]; then
-	sh scripts/engines/docker.sh
+live="-live on -live-make"
+if [ -z "${ROOTBENCH_NO_ENGINES:-}" ]; then
+	sh scripts/setup.sh
+else
+	live="-live off -fresh-runs 0"
 fi
 
 go build -o bin/rootd ./cmd/rootd
@@ -63,4 +69,4 @@ gcc -O2 -Wall -o bin/floorserver bench/c/floorserver.c
 exec bin/rootbench \
 	-rootd bin/rootd -driver bin/loaddriver -floor bin/floorserver \
 	-pmcd "$REF/usr/lib/pcp/bin/pmcd" -pmdaroot "$REF/usr/lib/pcp/pmdas/root/pmdaroot" \
-	"$@"
+	$live "$@" # shellcheck disable=SC2086 # $live is a list of flags

@@ -35,8 +35,8 @@ func Chart(res *Results) string {
 		}
 	}
 	refs := []hline{{15, "rootd target 15 µs"}}
-	if r, ok := findCell(res.Floor, "floor", "PROCESSID", 1); ok && r.P50 > 0 {
-		refs = append(refs, hline{r.P50, fmt.Sprintf("floor: no-op server %.1f µs", r.P50)})
+	if f, ok := floorOf(res.Floor, "floor-c", 1); ok && f.P50 > 0 {
+		refs = append(refs, hline{f.P50, fmt.Sprintf("floor: zero-work C server %.1f µs", f.P50)})
 	}
 	return drawLogLog(ss, "p50 latency per request (1 client, libpcp_pmda) against containers",
 		"containers (synthetic Docker state)", "p50 latency", refs)

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -48,8 +51,10 @@ var Ops = []struct{ Driver, PDU string }{
 	{"hostname", "HOSTNAME"},
 }
 
-// RunDriver runs the load driver once against socket.
+// RunDriver runs the load driver once against socket, once the machine is
+// quiet.
 func RunDriver(ctx context.Context, driver, socket, op string, clients int, b Budget, names []string) (DriverResult, error) {
+	waitQuiet(ctx)
 	maxReq := max(b.MaxReq, clients)
 	args := []string{"-s", socket, "-o", op, "-c", strconv.Itoa(clients),
 		"-d", strconv.FormatInt(max(b.Duration.Milliseconds(), 1), 10),
@@ -70,4 +75,60 @@ func RunDriver(ctx context.Context, driver, socket, op string, clients int, b Bu
 		return DriverResult{}, fmt.Errorf("load driver output %q: %w", stdout.String(), err)
 	}
 	return r, nil
+}
+
+// busyTicks reads the machine's busy and total CPU time from /proc/stat,
+// in clock ticks.
+func busyTicks() (busy, total uint64, err error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total, nil
+}
+
+// waitQuiet waits until the machine's CPUs were at least 90% idle over a
+// 100 ms window, for at most 10 s: a server still working off the backlog
+// of the cell before (the reference answers every request queued by 64
+// clients, at 50 ms each with 10,000 containers, after the driver has left)
+// must not share the CPUs with the next measurement.
+func waitQuiet(ctx context.Context) {
+	const window = 100 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	b0, t0, err := busyTicks()
+	if err != nil {
+		log.Printf("cannot tell whether the machine is quiet: %v", err)
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(window):
+		}
+		b1, t1, err := busyTicks()
+		if err != nil || t1 > t0 && float64(b1-b0) <= 0.1*float64(t1-t0) {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Printf("machine still busy (%.0f%% over the last %v): measuring anyway", 100*float64(b1-b0)/float64(max(t1-t0, 1)), window)
+			return
+		}
+		b0, t0 = b1, t1
+	}
 }

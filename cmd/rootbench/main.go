@@ -6,11 +6,13 @@
 //	rootbench [flags]                 run the benchmark
 //	rootbench gen -n N -dir DIR PID…  write a synthetic Docker state directory
 //	rootbench report -in FILE.json    redo the table and chart from a record
+//	rootbench floor [-loop] SOCKET    serve fixed answers (a zero-work server)
 //
 // bench/run.sh installs what it needs, builds everything and runs it.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +39,8 @@ func main() {
 			os.Exit(genMain(os.Args[2:]))
 		case "report":
 			os.Exit(reportMain(os.Args[2:]))
+		case "floor":
+			os.Exit(floorMain(os.Args[2:]))
 		}
 	}
 	os.Exit(benchMain(os.Args[1:]))
@@ -99,21 +104,26 @@ func reportMain(args []string) int {
 
 // config is the run's settings.
 type config struct {
-	tools      Tools
-	work       string
-	sizes      []int
-	sleepers   int
-	rootdCell  Budget // one rootd measurement
-	refCell    Budget // one reference measurement
-	kindRootd  Budget
-	kindRef    Budget
-	clients    []int
-	live       string
-	freshRuns  int
-	dockerBin  string
-	image      string
-	skipRef    bool
-	startLimit time.Duration
+	tools       Tools
+	work        string
+	sizes       []int
+	sleepers    int
+	rootdCell   Budget // one rootd measurement
+	refCell     Budget // one reference measurement
+	kindRootd   Budget
+	kindRef     Budget
+	clients     []int
+	floorRuns   int
+	oneRuns     int
+	live        string
+	liveMake    bool
+	lxcScript   string
+	podmanImage string
+	freshRuns   int
+	dockerBin   string
+	image       string
+	skipRef     bool
+	startLimit  time.Duration
 }
 
 func benchMain(args []string) int {
@@ -132,12 +142,17 @@ func benchMain(args []string) int {
 	)
 	fs.StringVar(&c.tools.Rootd, "rootd", "bin/rootd", "rootd `binary`")
 	fs.StringVar(&c.tools.Driver, "driver", "bin/loaddriver", "load driver `binary` (bench/c/loaddriver.c)")
-	fs.StringVar(&c.tools.Floor, "floor", "bin/floorserver", "no-op server `binary` (bench/c/floorserver.c) for the floor; \"\" skips it")
+	fs.StringVar(&c.tools.Floor, "floor", "bin/floorserver", "zero-work C server `binary` (bench/c/floorserver.c); \"\" skips every zero-work server")
+	fs.IntVar(&c.floorRuns, "floor-runs", 5, "measurements of each zero-work server at each client count")
+	fs.IntVar(&c.oneRuns, "one-client-runs", 3, "runs of each one-client cell of rootd and the reference; the one with the median p50 stands for the cell")
 	fs.StringVar(&c.tools.Pmcd, "pmcd", "/usr/lib/pcp/bin/pmcd", "PCP's pmcd `binary`")
 	fs.StringVar(&c.tools.Pmdaroot, "pmdaroot", "/usr/lib/pcp/pmdas/root/pmdaroot", "PCP's pmdaroot `binary` (the reference)")
 	fs.StringVar(&c.work, "work", "", "work `directory` (default: a new one under $TMPDIR)")
 	fs.IntVar(&c.sleepers, "sleepers", 4, "live processes the synthetic containers point at")
-	fs.StringVar(&c.live, "live", "auto", "measure the live host's own containers too: auto, on or off")
+	fs.StringVar(&c.live, "live", "auto", "measure on live engines too: auto (the host's running containers, if any), on (required) or off")
+	fs.BoolVar(&c.liveMake, "live-make", false, "for the live measurement, start 2 Docker and 1 Podman containers, then 1 LXC container, and remove them afterwards")
+	fs.StringVar(&c.lxcScript, "lxc-script", "scripts/engines/lxc.sh", "`script` that creates an LXC container that starts offline (with -live-make)")
+	fs.StringVar(&c.podmanImage, "podman-image", "localhost/bb:latest", "Podman `image` for -live-make")
 	fs.IntVar(&c.freshRuns, "fresh-runs", 60, "docker run → resolvable measurements (0 skips)")
 	fs.StringVar(&c.dockerBin, "docker", "docker", "docker CLI `binary`")
 	fs.StringVar(&c.image, "image", "bb:latest", "image for the freshness containers")
@@ -272,14 +287,17 @@ func run(ctx context.Context, c config) (*Results, error) {
 		}
 	}
 	if c.live != "off" {
-		lr, err := runLive(ctx, c)
+		live := runLive
+		if c.liveMake {
+			live = runLiveMixed
+		}
+		lr, err := live(ctx, c)
+		res.Live = lr // what was measured before a failure, too
 		switch {
 		case errors.Is(err, errNoLiveContainers) && c.live == "auto":
 			res.LiveNote = err.Error()
 		case err != nil:
 			return res, fmt.Errorf("live host: %w", err)
-		default:
-			res.Live = lr
 		}
 	}
 	if c.freshRuns > 0 {
@@ -294,15 +312,42 @@ func run(ctx context.Context, c config) (*Results, error) {
 	return res, nil
 }
 
-// runFloor measures the no-op server: what the socket, the client library
-// and this machine's scheduler cost before any server does any work.
+// runFloor measures the zero-work servers (floor.go): what the socket, the
+// client library, the machine's scheduler and each server design cost
+// before any lookup. Each client count is measured c.floorRuns times, as
+// the tail with many clients varies from run to run.
 func runFloor(ctx context.Context, c config) ([]Cell, error) {
-	work := filepath.Join(c.work, "floor")
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	self, err := os.Executable()
+	if err != nil {
 		return nil, err
 	}
-	socket := filepath.Join(work, "floor.socket")
-	srv, err := newServer("floor", socket, exec.Command(c.tools.Floor, socket), nil)
+	var cells []Cell
+	for _, d := range floorDesigns {
+		work := filepath.Join(c.work, d.Server)
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return nil, err
+		}
+		socket := filepath.Join(work, "floor.socket")
+		var cmd *exec.Cmd
+		switch d.Server {
+		case "floor-c":
+			cmd = exec.Command(c.tools.Floor, socket)
+		case "floor-go":
+			cmd = exec.Command(self, "floor", socket)
+		default:
+			cmd = exec.Command(self, "floor", "-loop", socket)
+		}
+		dc, err := measureFloor(ctx, c, d.Server, socket, cmd)
+		cells = append(cells, dc...)
+		if err != nil {
+			return cells, fmt.Errorf("%s: %w", d.Server, err)
+		}
+	}
+	return cells, nil
+}
+
+func measureFloor(ctx context.Context, c config, label, socket string, cmd *exec.Cmd) ([]Cell, error) {
+	srv, err := newServer(label, socket, cmd, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -310,16 +355,15 @@ func runFloor(ctx context.Context, c config) ([]Cell, error) {
 	if err := waitSocket(ctx, srv, 10*time.Second); err != nil {
 		return nil, err
 	}
-	log.Printf("floor (no-op C server)")
 	var cells []Cell
-	for _, op := range Ops {
-		for _, clients := range c.clients {
-			r, err := RunDriver(ctx, c.tools.Driver, socket, op.Driver, clients, c.rootdCell, []string{"floor"})
+	for _, clients := range c.clients {
+		for run := range max(c.floorRuns, 1) {
+			r, err := RunDriver(ctx, c.tools.Driver, socket, "pid", clients, c.rootdCell, []string{floorAnswer})
 			if err != nil {
-				return nil, err
+				return cells, err
 			}
-			log.Printf("  %-9s %-10s x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s", "floor", op.PDU, clients, r.P50, r.P99, r.Throughput())
-			cells = append(cells, Cell{Server: "floor", Op: op.PDU, Clients: clients, R: r})
+			log.Printf("  %-13s PROCESSID  x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s", label, clients, r.P50, r.P99, r.Throughput())
+			cells = append(cells, Cell{Server: label, Op: "PROCESSID", Clients: clients, Run: run, R: r})
 		}
 	}
 	return cells, nil
@@ -383,13 +427,12 @@ func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (
 						b.Warmup = 0 // it keeps no cache to warm
 					}
 				}
-				r, err := RunDriver(ctx, c.tools.Driver, s.Socket, op.Driver, clients, b, names)
+				cell, runs, err := measureCell(ctx, c, s, op.Driver, op.PDU, clients, b, names)
 				if err != nil {
 					return sr, err
 				}
-				log.Printf("  %-9s %-10s x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s errors %d (%s)",
-					s.Label, op.PDU, clients, r.P50, r.P99, r.Throughput(), r.Errors, r.Answer)
-				sr.Cells = append(sr.Cells, Cell{Server: s.Label, Op: op.PDU, Clients: clients, R: r})
+				sr.Cells = append(sr.Cells, cell)
+				sr.Runs = append(sr.Runs, runs...)
 			}
 		}
 	}
@@ -425,6 +468,40 @@ func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (
 	}
 	log.Printf("  rootd RSS %d kB, first answer %.0f ms; reference RSS %d kB", sr.RootdRSSKB, sr.RootdFirstAnswerMS, sr.RefRSSKB)
 	return sr, nil
+}
+
+// measureCell measures one server, operation and client count. A
+// one-client cell is measured c.oneRuns times, each with a new client
+// process, and the run with the median p50 stands for the cell: on this
+// kind of machine a client's latency depends on whether it and the
+// server's thread happen to share a vCPU (docs/performance.md), which is
+// decided when the client starts and holds for the whole run. runs holds
+// every run of a repeated cell.
+func measureCell(ctx context.Context, c config, s *Server, driverOp, pdu string, clients int, b Budget, names []string) (cell Cell, runs []Cell, err error) {
+	n := 1
+	if clients == 1 {
+		n = max(c.oneRuns, 1)
+	}
+	for run := range n {
+		r, err := RunDriver(ctx, c.tools.Driver, s.Socket, driverOp, clients, b, names)
+		if err != nil {
+			return Cell{}, nil, err
+		}
+		log.Printf("  %-9s %-10s x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s errors %d (%s)",
+			s.Label, pdu, clients, r.P50, r.P99, r.Throughput(), r.Errors, r.Answer)
+		runs = append(runs, Cell{Server: s.Label, Op: pdu, Clients: clients, Run: run, R: r})
+	}
+	if n == 1 {
+		return runs[0], nil, nil
+	}
+	return medianRun(runs), runs, nil
+}
+
+// medianRun is the run with the median p50 (the lower one of an even count).
+func medianRun(runs []Cell) Cell {
+	byP50 := slices.Clone(runs)
+	slices.SortStableFunc(byP50, func(a, b Cell) int { return cmp.Compare(a.R.P50, b.R.P50) })
+	return byP50[(len(byP50)-1)/2]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -30,6 +30,7 @@ type SizeResult struct {
 	N                  int               `json:"n"`
 	Queries            []Query           `json:"queries"`
 	Cells              []Cell            `json:"cells"`
+	Runs               []Cell            `json:"runs,omitempty"` // every run of the cells measured more than once
 	Kinds              []KindCell        `json:"kinds"`
 	RootdRSSKB         int               `json:"rootd_rss_kb"`
 	RefRSSKB           int               `json:"reference_rss_kb"`
@@ -40,10 +41,12 @@ type SizeResult struct {
 
 // Cell is one (server, operation, clients) measurement over the query mix.
 type Cell struct {
-	Server  string       `json:"server"`
-	Op      string       `json:"op"`
-	Clients int          `json:"clients"`
-	R       DriverResult `json:"result"`
+	Server  string `json:"server"`
+	Op      string `json:"op"`
+	Clients int    `json:"clients"`
+	// Run numbers repeated measurements of the same cell, from 0.
+	Run int          `json:"run,omitempty"`
+	R   DriverResult `json:"result"`
 }
 
 // KindCell is one query asked on its own (PROCESSID, one client).
@@ -219,28 +222,43 @@ func Markdown(res *Results) string {
 			}
 		}
 	}
+	if spread := runSpread(res.Sizes); spread != "" {
+		p("\n#### One-client cells, every run\n\n")
+		p("Each one-client cell above is the run with the median p50 of these, each run a new client process.\n\n")
+		p("| operation | containers | rootd p50 of each run | reference p50 of each run |\n|---|---:|---|---|\n")
+		p("%s", spread)
+	}
 	if len(res.Floor) > 0 {
-		p("\n### The floor: a no-op C server (bench/c/floorserver.c), same driver\n\n")
-		p("It answers every request at once with a fixed reply: what the unix socket, libpcp_pmda and this machine's scheduler cost before a server does any work.\n\n")
-		p("| operation | clients | p50 | p90 | p99 | req/s |\n|---|---:|---:|---:|---:|---:|\n")
-		for _, c := range res.Floor {
-			p("| %s | %d | %s | %s | %s | %s |\n", c.Op, c.Clients, us(c.R.P50), us(c.R.P90), us(c.R.P99), rate(c.R.Throughput()))
+		p("\n### The floor: servers that do no work, same driver\n\n")
+		p("Each answers every PROCESSID request at once with a fixed reply: what the unix socket, libpcp_pmda, this machine's scheduler and the server's design cost before any lookup. Each line is several runs of the same cell: the median p50 and throughput, the p99 of every run.\n\n")
+		p("| server | clients | runs | p50 (median) | p99 (median) | p99 (lowest–highest) | runs with p99 < 1 ms | req/s (median) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, d := range floorDesigns {
+			for _, cl := range clientCounts(res.Floor) {
+				f, ok := floorOf(res.Floor, d.Server, cl)
+				if !ok {
+					continue
+				}
+				p("| %s | %d | %d | %s | %s | %s – %s | %d | %s |\n", d.Title, cl, f.Runs, us(f.P50), us(f.P99), us(f.P99Low), us(f.P99High), f.Under1ms, rate(f.Rate))
+			}
 		}
 	}
 	if res.Live != nil {
-		l := res.Live
-		p("\n### The live host (every engine, real state)\n\n")
-		p("Docker containers: %d, LXC containers: %d; query: `%s`.\n\n", len(l.Docker), len(l.LXC), l.Query)
-		p("| operation | clients | rootd p50 | rootd p99 | rootd req/s | reference p50 | reference p99 | reference req/s | p50 ratio |\n")
-		p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, op := range Ops {
-			for _, cl := range clientCounts(l.Cells) {
-				r, rok := findCell(l.Cells, "rootd", op.PDU, cl)
-				f, fok := findCell(l.Cells, "reference", op.PDU, cl)
-				p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", op.PDU, cl,
-					latCell(r, rok, false), latCell(r, rok, true), rateCell(r, rok),
-					latCell(f, fok, false), latCell(f, fok, true), rateCell(f, fok), ratioIfClean(r, f, rok && fok, false))
+		p("\n### Live engines (real state, every engine each server knows)\n\n")
+		p("The driver cycles through the phase's container names. Both servers run with their default configuration on the host's real engine state.\n\n")
+		for _, ph := range res.Live.Phases {
+			p("#### %s\n\nContainers: %s. Queries: %s.\n\n", ph.Label, codeList(ph.Containers), codeList(ph.Queries))
+			p("| operation | clients | rootd p50 | rootd p99 | rootd req/s | reference p50 | reference p99 | reference req/s | p50 ratio |\n")
+			p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			for _, op := range Ops {
+				for _, cl := range clientCounts(ph.Cells) {
+					r, rok := findCell(ph.Cells, "rootd", op.PDU, cl)
+					f, fok := findCell(ph.Cells, "reference", op.PDU, cl)
+					p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", op.PDU, cl,
+						latCell(r, rok, false), latCell(r, rok, true), rateCell(r, rok),
+						latCell(f, fok, false), latCell(f, fok, true), rateCell(f, fok), ratioIfClean(r, f, rok && fok, false))
+				}
 			}
+			p("\n")
 		}
 	} else if res.LiveNote != "" {
 		p("\nLive host: %s.\n", res.LiveNote)
@@ -291,8 +309,10 @@ func Markdown(res *Results) string {
 		slices.Sort(s)
 		p("%d runs: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms. The first request already found the container in %d runs (%d of them in under 1 ms, i.e. from the event-fed index); %d requests in all.\n",
 			len(s), pctl(s, 50), pctl(s, 90), pctl(s, 99), s[len(s)-1], f.FirstTry, f.FirstTryFast, f.Requests)
-	} else {
+	} else if res.FreshNote != "" {
 		p("Not measured: %s.\n", res.FreshNote)
+	} else {
+		p("Not measured in this run (-fresh-runs 0).\n")
 	}
 
 	p("\n### Targets\n\n| target | measured | met |\n|---|---|---|\n")
@@ -304,6 +324,47 @@ func Markdown(res *Results) string {
 		p("| %s | %s | %s |\n", t.Name, t.Measured, met)
 	}
 	return b.String()
+}
+
+// runSpread lists the p50 of every run of the repeated cells, a table row
+// per operation and size.
+func runSpread(sizes []SizeResult) string {
+	var b strings.Builder
+	for _, op := range Ops {
+		for _, sr := range sizes {
+			var cols [2][]string
+			for _, r := range sr.Runs {
+				if r.Op != op.PDU {
+					continue
+				}
+				switch r.Server {
+				case "rootd":
+					cols[0] = append(cols[0], us(r.R.P50))
+				case "reference":
+					cols[1] = append(cols[1], us(r.R.P50))
+				}
+			}
+			if len(cols[0])+len(cols[1]) > 0 {
+				fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", op.PDU, sr.N, orDash(strings.Join(cols[0], ", ")), orDash(strings.Join(cols[1], ", ")))
+			}
+		}
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func codeList(items []string) string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = "`" + it + "`"
+	}
+	return strings.Join(out, ", ")
 }
 
 func rateCell(r DriverResult, ok bool) string {
@@ -355,6 +416,39 @@ func pctl(s []float64, p float64) float64 {
 	}
 	r := int(p/100*float64(len(s)) + 0.999999)
 	return s[min(max(r, 1), len(s))-1]
+}
+
+// FloorStats sums up the repeated runs of one zero-work server cell.
+type FloorStats struct {
+	Runs            int
+	P50, P99, Rate  float64 // medians over the runs
+	P99Low, P99High float64
+	Under1ms        int // runs whose p99 was under 1 ms
+}
+
+// floorOf sums up the runs of server at a client count.
+func floorOf(cells []Cell, server string, clients int) (FloorStats, bool) {
+	var p50, p99, rates []float64
+	for _, c := range cells {
+		if c.Server == server && c.Clients == clients && c.R.Requests > 0 {
+			p50 = append(p50, c.R.P50)
+			p99 = append(p99, c.R.P99)
+			rates = append(rates, c.R.Throughput())
+		}
+	}
+	if len(p99) == 0 {
+		return FloorStats{}, false
+	}
+	for _, s := range [][]float64{p50, p99, rates} {
+		slices.Sort(s)
+	}
+	f := FloorStats{Runs: len(p99), P50: pctl(p50, 50), P99: pctl(p99, 50), Rate: pctl(rates, 50), P99Low: p99[0], P99High: p99[len(p99)-1]}
+	for _, v := range p99 {
+		if v < 1000 {
+			f.Under1ms++
+		}
+	}
+	return f, true
 }
 
 // Target is one goal of issue 5 and how this run did.
@@ -413,11 +507,19 @@ func Targets(res *Results) []Target {
 	}
 	if gainAt != "" {
 		floorGain, floorP99 := "", ""
-		one, ok1 := findCell(res.Floor, "floor", "PROCESSID", 1)
-		many, ok2 := findCell(res.Floor, "floor", "PROCESSID", 64)
+		one, ok1 := floorOf(res.Floor, "floor-c", 1)
+		many, ok2 := floorOf(res.Floor, "floor-c", 64)
 		if ok1 && ok2 {
-			floorGain = fmt.Sprintf("; no-op server: %.2f×", many.Throughput()/one.Throughput())
-			floorP99 = "; no-op server: " + us(many.P99)
+			floorGain = fmt.Sprintf("; zero-work C server: %.2f×", many.Rate/one.Rate)
+		}
+		var floors []string
+		for _, d := range floorDesigns {
+			if f, ok := floorOf(res.Floor, d.Server, 64); ok {
+				floors = append(floors, fmt.Sprintf("%s %s – %s (%d of %d runs < 1 ms)", d.Short, us(f.P99Low), us(f.P99High), f.Under1ms, f.Runs))
+			}
+		}
+		if len(floors) > 0 {
+			floorP99 = "; zero-work servers: " + strings.Join(floors, ", ")
 		}
 		add("64 clients: throughput ≥ 1.5 × one client's", fmt.Sprintf("lowest %.2f× (%s)%s", minGain, gainAt, floorGain), minGain >= 1.5)
 		add("64 clients: p99 < 1 ms", fmt.Sprintf("worst %s (%s)%s", us(worstP99), p99At, floorP99), worstP99 < 1000)

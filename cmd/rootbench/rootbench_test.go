@@ -120,8 +120,24 @@ func sampleResults(p50At10, p50At10k, rss float64) *Results {
 		}
 		return sr
 	}
+	floor := []Cell{cellOf("floor-c", "PROCESSID", 1, 80, 150, 1000, 0.1)}
+	for run, p99 := range []float64{900, 1300} {
+		c := cellOf("floor-c", "PROCESSID", 64, 400, p99, 8000, 0.1)
+		c.Run = run
+		floor = append(floor, c)
+	}
+	live := LivePhase{Label: "2 Docker + 1 Podman containers", Containers: []string{"docker/a", "podman/b"}, Queries: []string{"a", "b"},
+		Cells: []Cell{cellOf("rootd", "PROCESSID", 1, 11, 20, 1000, 0.1), cellOf("reference", "PROCESSID", 1, 4000, 5000, 10, 0.1)}}
+	sizes := []SizeResult{size(10, p50At10), size(10000, p50At10k)}
+	for run, p50 := range []float64{p50At10, 4 * p50At10, p50At10} {
+		c := cellOf("rootd", "PROCESSID", 1, p50, 2*p50, 1000, 0.1)
+		c.Run = run
+		sizes[0].Runs = append(sizes[0].Runs, c)
+	}
 	return &Results{
-		Sizes: []SizeResult{size(10, p50At10), size(10000, p50At10k)},
+		Sizes: sizes,
+		Floor: floor,
+		Live:  &LiveResult{Phases: []LivePhase{live}},
 		Fresh: &FreshResult{Runs: []float64{3, 4, 5}},
 	}
 }
@@ -158,7 +174,12 @@ func TestTargets(t *testing.T) {
 func TestMarkdownAndChart(t *testing.T) {
 	res := sampleResults(10, 12, 30000)
 	md := Markdown(res)
-	for _, want := range []string{"| PROCESSID | 10000 | 1 | 12.0 µs |", "### Targets", "3 runs: p50 4.00 ms, p90 5.00 ms"} {
+	for _, want := range []string{
+		"| PROCESSID | 10000 | 1 | 12.0 µs |", "### Targets", "3 runs: p50 4.00 ms, p90 5.00 ms",
+		"| C, one thread, epoll loop (bench/c/floorserver.c) | 64 | 2 | 400 µs | 900 µs | 900 µs – 1.30 ms | 1 | 80k/s |",
+		"zero-work servers: C epoll loop 900 µs – 1.30 ms (1 of 2 runs < 1 ms)",
+		"#### 2 Docker + 1 Podman containers", "| PROCESSID | 10 | 10.0 µs, 40.0 µs, 10.0 µs | — |", "| PROCESSID | 1 | 11.0 µs | 20.0 µs | 10k/s | 4.00 ms | 5.00 ms | 100/s | 0.0027 |",
+	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
 		}
@@ -194,6 +215,26 @@ func TestIntList(t *testing.T) {
 		got, err := intList(tc.in)
 		if (err == nil) != tc.ok || !slices.Equal(got, tc.want) {
 			t.Errorf("intList(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestMedianRun(t *testing.T) {
+	for _, tc := range []struct {
+		p50s    []float64
+		wantRun int
+	}{
+		{[]float64{10, 46, 11}, 2},
+		{[]float64{46, 45, 11}, 1},
+		{[]float64{12}, 0},
+		{[]float64{30, 10, 20, 40}, 2}, // the lower middle of an even count
+	} {
+		var runs []Cell
+		for i, v := range tc.p50s {
+			runs = append(runs, Cell{Run: i, R: DriverResult{P50: v}})
+		}
+		if got := medianRun(runs); got.Run != tc.wantRun {
+			t.Errorf("medianRun(%v) = run %d, want run %d", tc.p50s, got.Run, tc.wantRun)
 		}
 	}
 }
