@@ -66,7 +66,8 @@ go build -o bin/rootbench ./cmd/rootbench
 gcc -O2 -Wall -o bin/loaddriver bench/c/loaddriver.c -lpcp_pmda -lpcp -lpthread
 gcc -O2 -Wall -o bin/floorserver bench/c/floorserver.c
 
+# shellcheck disable=SC2086 # $live is a list of flags
 exec bin/rootbench \
 	-rootd bin/rootd -driver bin/loaddriver -floor bin/floorserver \
 	-pmcd "$REF/usr/lib/pcp/bin/pmcd" -pmdaroot "$REF/usr/lib/pcp/pmdas/root/pmdaroot" \
-	$live "$@" # shellcheck disable=SC2086 # $live is a list of flags
+	$live "$@"

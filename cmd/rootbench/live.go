@@ -61,12 +61,16 @@ func runCommand(ctx context.Context, name string, args ...string) error {
 // liveServers starts rootd (every engine) and, unless skipped, the
 // reference on the host's real state, and waits until both answer for
 // every query.
-func liveServers(ctx context.Context, c config, work string, queries []string) ([]*Server, func(), error) {
+func liveServers(ctx context.Context, c config, queries []string) ([]*Server, func(), error) {
 	var servers []*Server
 	stop := func() {
 		for _, s := range servers {
 			s.Stop()
 		}
+	}
+	work := filepath.Join(c.work, "live")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, stop, err
 	}
 	started := time.Now()
 	rd, err := StartRootd(c.tools, work, filepath.Join(work, "rootd.socket"), "", nil)
@@ -142,11 +146,7 @@ func runLive(ctx context.Context, c config) (*LiveResult, error) {
 	default:
 		return nil, errNoLiveContainers
 	}
-	work := filepath.Join(c.work, "live")
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return nil, err
-	}
-	servers, stop, err := liveServers(ctx, c, work, ph.Queries)
+	servers, stop, err := liveServers(ctx, c, ph.Queries)
 	defer stop()
 	if err != nil {
 		return nil, err
@@ -219,11 +219,7 @@ func runLiveMixed(ctx context.Context, c config) (*LiveResult, error) {
 		ph.Containers = append(ph.Containers, lc.engine+"/"+lc.name)
 		ph.Queries = append(ph.Queries, lc.name)
 	}
-	work := filepath.Join(c.work, "live")
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return nil, err
-	}
-	servers, stop, err := liveServers(ctx, c, work, ph.Queries)
+	servers, stop, err := liveServers(ctx, c, ph.Queries)
 	defer stop()
 	if err != nil {
 		return nil, err
