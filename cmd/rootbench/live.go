@@ -339,9 +339,7 @@ func freshOnce(ctx context.Context, c config, cl *client.Client, name string) (d
 }
 
 func removeContainer(docker, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	exec.CommandContext(ctx, docker, "rm", "-f", name).Run()
+	runCommand(context.Background(), docker, "rm", "-f", name)
 }
 
 func connectRetry(ctx context.Context, socket string, limit time.Duration) (*client.Client, error) {
