@@ -169,10 +169,26 @@ type cResult struct {
 	Code  int
 }
 
-// cLookup asks the C client (PCP's libpcp_pmda) op for each name.
+// cLookup asks the C client (PCP's libpcp_pmda) op for each name, once with
+// the name's NUL counted in its length, as real PCP sends it, and once
+// without, and fails unless both forms get the same answers.
 func cLookup(t *testing.T, socket, op string, names ...string) []cResult {
 	t.Helper()
-	out, _ := exec.Command(bins.rootclient, append([]string{socket, op}, names...)...).Output()
+	withNUL := cLookupForm(t, "pcp", socket, op, names...)
+	without := cLookupForm(t, "strlen", socket, op, names...)
+	for i := range withNUL {
+		if withNUL[i] != without[i] {
+			t.Fatalf("C client %s %q: %+v with the NUL counted, %+v without", op, names[i], withNUL[i], without[i])
+		}
+	}
+	return withNUL
+}
+
+func cLookupForm(t *testing.T, form, socket, op string, names ...string) []cResult {
+	t.Helper()
+	cmd := exec.Command(bins.rootclient, append([]string{socket, op}, names...)...)
+	cmd.Env = append(os.Environ(), "ROOTCLIENT_NAMELEN="+form)
+	out, _ := cmd.Output()
 	var res []cResult
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {

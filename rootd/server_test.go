@@ -352,6 +352,48 @@ func ints(v ...int32) []byte {
 	return b.Bytes()
 }
 
+// TestNULTerminatedNames sends container requests byte for byte as PCP
+// 6.0.3's pmcd and agents send them (the name's NUL counted in namelen) and
+// checks each reply byte for byte.
+func TestNULTerminatedNames(t *testing.T) {
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	tests := []struct {
+		name      string
+		send      []byte
+		wantReply []byte
+	}{
+		{"HOSTNAME_REQ as pmcd sends it", cat(ints(0x9001, 29, 0, 2, 0, 5), []byte("web1\x00")),
+			cat(ints(0x9002, 33, 0, 2, 101, 9), []byte("web1-host"))},
+		{"PROCESSID_REQ as pmdalinux sends it", cat(ints(0x9003, 29, 0, 2, 0, 5), []byte("web1\x00")),
+			ints(0x9004, 24, 0, 2, 101, 0)},
+		{"CGROUPNAME_REQ as pmdaproc sends it", cat(ints(0x9005, 27, 0, 2, 0, 3), []byte("db\x00")),
+			cat(ints(0x9006, 54, 0, 2, 202, 30), []byte("system.slice/docker-bbbb.scope"))},
+		{"without NUL, as the Go client sends it", cat(ints(0x9003, 28, 0, 2, 0, 4), []byte("web1")),
+			ints(0x9004, 24, 0, 2, 101, 0)},
+		{"unknown name with NUL", cat(ints(0x9003, 31, 0, 2, 0, 7), []byte("nosuch\x00")),
+			ints(0x9004, 24, wire.StatusNoContainer, 2, 0, 0)},
+		{"bytes after the NUL", cat(ints(0x9003, 31, 0, 2, 0, 7), []byte("web1\x00ab")),
+			ints(0x9004, 24, -int32(syscall.EINVAL), 2, 0, 0)},
+	}
+	ts := startServer(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := ts.raw(t)
+			if _, err := conn.Write(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, got, err := wire.ReadPDU(conn, make([]byte, wire.MaxPDUSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.wantReply) {
+				t.Fatalf("reply\n% x\nwant\n% x", got, tc.wantReply)
+			}
+		})
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	label := make([]byte, 64)
 	copy(label, "lbl")

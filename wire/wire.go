@@ -8,6 +8,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -209,7 +210,9 @@ type Container struct {
 	Status int32
 	PID    int32
 	// Name is the container name in requests and the hostname or cgroup
-	// path in replies. A decoded Name aliases the decoded buffer.
+	// path in replies. A decoded Name aliases the decoded buffer and stops
+	// before the first NUL: PCP sends names with their terminating NUL
+	// counted in namelen. Encoding sends Name as given, with no NUL.
 	Name []byte
 }
 
@@ -248,7 +251,29 @@ func DecodeContainer(b []byte) (Container, error) {
 	if int(namelen) != len(b)-ContainerFixed {
 		return Container{}, malformed("%v namelen %d inconsistent with length %d", h.Type, namelen, h.Length)
 	}
-	return Container{Type: h.Type, Status: h.Status, PID: getInt(b, 16), Name: b[ContainerFixed:]}, nil
+	name, err := cString(b[ContainerFixed:])
+	if err != nil {
+		return Container{}, malformed("%v name: %v", h.Type, err)
+	}
+	return Container{Type: h.Type, Status: h.Status, PID: getInt(b, 16), Name: name}, nil
+}
+
+// cString returns a name as PCP's C peers mean it: it ends at its first NUL.
+// Real PCP counts the terminating NUL in namelen (pmcd and its agents pass
+// the stored attribute's length), so trailing NULs are part of the wire form
+// and never part of the name; anything else after a NUL is not a C string
+// PCP could have sent, and is refused rather than silently cut off.
+func cString(b []byte) ([]byte, error) {
+	end := bytes.IndexByte(b, 0)
+	if end < 0 {
+		return b, nil
+	}
+	for i := end + 1; i < len(b); i++ {
+		if b[i] != 0 {
+			return nil, fmt.Errorf("byte %#02x at offset %d follows the terminating NUL at %d", b[i], i, end)
+		}
+	}
+	return b[:end], nil
 }
 
 // Start is a STARTPMDA request or reply. File descriptors travel beside it

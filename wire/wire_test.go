@@ -106,6 +106,44 @@ func TestGoldenDecoding(t *testing.T) {
 	}
 }
 
+// TestDecodeNULTerminatedNames decodes container PDUs as real PCP 6.0.3
+// sends them: pmcd, pmda_pmcd, pmdalinux and pmdaproc count the name's
+// terminating NUL in namelen (captured: HOSTNAME_REQ length 29, namelen 5,
+// "web1\0"). The name ends at its first NUL, on every container type.
+func TestDecodeNULTerminatedNames(t *testing.T) {
+	tests := []struct {
+		name string
+		pdu  []byte
+		want string
+	}{
+		{"pmcd hostname as captured", cat(ints(0x9001, 29, 0, 2, 0, 5), []byte("web1\x00")), "web1"},
+		{"pmdalinux processid", cat(ints(0x9003, 29, 0, 2, 0, 5), []byte("web1\x00")), "web1"},
+		{"pmdaproc cgroupname", cat(ints(0x9005, 29, 0, 2, 0, 5), []byte("web1\x00")), "web1"},
+		{"engine-qualified", cat(ints(0x9003, 36, 0, 2, 0, 12), []byte("docker:web1\x00")), "docker:web1"},
+		{"kubernetes name", cat(ints(0x9003, 40, 0, 2, 0, 16), []byte("default/pod/app\x00")), "default/pod/app"},
+		{"several trailing NULs", cat(ints(0x9005, 31, 0, 2, 0, 7), []byte("web1\x00\x00\x00")), "web1"},
+		{"Go client form, no NUL", cat(ints(0x9003, 28, 0, 2, 0, 4), []byte("web1")), "web1"},
+		{"reply with NUL", cat(ints(0x9002, 34, 0, 2, 7, 10), []byte("web1-host\x00")), "web1-host"},
+		{"only a NUL", cat(ints(0x9001, 25, 0, 2, 42, 1), []byte("\x00")), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := DecodeContainer(tc.pdu)
+			if err != nil {
+				t.Fatalf("DecodeContainer: %v", err)
+			}
+			if string(c.Name) != tc.want {
+				t.Fatalf("name %q, want %q", c.Name, tc.want)
+			}
+		})
+	}
+	// The Go client keeps sending the name without a NUL.
+	got, err := AppendContainer(nil, Container{Type: TypeHostnameReq, Name: []byte("web1")})
+	if want := cat(ints(0x9001, 28, 0, 2, 0, 4), []byte("web1")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("encoded % x, want % x (%v)", got, want, err)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -125,6 +163,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"namelen short of end", cat(ints(0x9001, 26, 0, 2, 0, 1), []byte("ab")), decContainer},
 		{"length disagrees with bytes", cat(ints(0x9001, 30, 0, 2, 0, 2), []byte("ab")), decContainer},
 		{"start type as container", ints(0x9007, 24, 0, 2, 0, 0), decContainer},
+		{"byte after NUL", cat(ints(0x9003, 30, 0, 2, 0, 6), []byte("web\x00x\x00")), decContainer},
+		{"NUL inside name", cat(ints(0x9003, 28, 0, 2, 0, 4), []byte("w\x00b1")), decContainer},
 		{"start without label", cat(ints(0x9007, 105, 0, 2, 0, 0, 0, 2, 0, 1), label64(""), []byte("x")), decStart},
 		{"start label too long", cat(ints(0x9007, 105, 0, 2, 0, 0, 0, 2, 64, 1), label64(""), []byte("x")), decStart},
 		{"start negative label", cat(ints(0x9007, 105, 0, 2, 0, 0, 0, 2, -3, 1), label64(""), []byte("x")), decStart},

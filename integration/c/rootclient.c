@@ -8,6 +8,9 @@
  *   rootclient SOCKET agent
  *
  * Lookups print one line per NAME: "ok VALUE" or "err CODE MESSAGE".
+ * Names are passed as real PCP passes them, with the terminating NUL counted
+ * in the length (pmcd and its agents hand over the stored attribute's
+ * length); with ROOTCLIENT_NAMELEN=strlen in the environment, without it.
  * "agent" starts cat through the socket on pipes, echoes a line through it,
  * terminates it and reaps it, printing one "ok"/"fail" line per step.
  * Exit status: 0 when every line is ok, 1 otherwise, 2 for usage errors.
@@ -45,7 +48,11 @@ static int
 lookup(int fd, const char *op, const char *name)
 {
     char buf[MAXPATHLEN];
+    const char *form = getenv("ROOTCLIENT_NAMELEN");
     int sts, len = (int)strlen(name);
+
+    if (form == NULL || strcmp(form, "strlen") != 0)
+	len++;	/* the NUL, as pmcd, pmdalinux and pmdaproc send it */
 
     if (strcmp(op, "pid") == 0) {
 	if ((sts = pmdaRootContainerProcessID(fd, name, len)) < 0)
