@@ -11,9 +11,11 @@ import (
 
 // Config holds the settings, already defaulted.
 type Config struct {
-	VarDir string // PCP_VAR_DIR
-	User   string // PCP_USER
-	Group  string // PCP_GROUP
+	VarDir   string // PCP_VAR_DIR
+	User     string // PCP_USER
+	Group    string // PCP_GROUP
+	LogDir   string // PCP_LOG_DIR
+	PMCDConf string // PCP_PMCDCONF_PATH: pmcd's configuration (its agents)
 }
 
 // SocketPath is where PCP's clients look for the root socket.
@@ -43,9 +45,11 @@ func Load(getenv func(string) string) Config {
 		return def
 	}
 	return Config{
-		VarDir: get("PCP_VAR_DIR", "/var/lib/pcp"),
-		User:   get("PCP_USER", "pcp"),
-		Group:  get("PCP_GROUP", "pcp"),
+		VarDir:   get("PCP_VAR_DIR", "/var/lib/pcp"),
+		User:     get("PCP_USER", "pcp"),
+		Group:    get("PCP_GROUP", "pcp"),
+		LogDir:   get("PCP_LOG_DIR", "/var/log/pcp"),
+		PMCDConf: get("PCP_PMCDCONF_PATH", "/etc/pcp/pmcd/pmcd.conf"),
 	}
 }
 
