@@ -45,6 +45,7 @@ func (e nullEngine) List(context.Context) ([]Container, error) { return nil, nil
 func TestRegistry(t *testing.T) {
 	name := "test-registry-engine"
 	var gotFlag *string
+	t.Cleanup(func() { unregister(name) })
 	Register(Driver{Name: name, Summary: "for tests", Configure: func(fs *flag.FlagSet) OpenFunc {
 		gotFlag = fs.String(name+"-opt", "", "")
 		return func(env Env) (Engine, error) {

@@ -1,0 +1,5 @@
+//go:build !no_containerd
+
+package builtins
+
+import _ "github.com/rootd-project/rootd/engine/containerd" // registers "containerd"

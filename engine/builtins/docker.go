@@ -1,0 +1,5 @@
+//go:build !no_docker
+
+package builtins
+
+import _ "github.com/rootd-project/rootd/engine/docker" // registers "docker"
