@@ -25,6 +25,9 @@ echo "== go vet"
 go vet ./...
 go vet -tags integration ./...
 
+echo "== reproducible build (make, twice, two directories)"
+sh scripts/reproducible.sh
+
 echo "== unit tests"
 go test -race -count=1 ./...
 

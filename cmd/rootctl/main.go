@@ -22,6 +22,7 @@ import (
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/cli"
 	"github.com/rootd-project/rootd/internal/pcpconf"
+	"github.com/rootd-project/rootd/internal/version"
 	"github.com/rootd-project/rootd/resolver"
 )
 
@@ -66,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "give up after this long")
 	fs.Var(&a.engines, "engines", "engines for in-process commands (default: all compiled in)")
 	a.set = engine.Configure(fs)
+	showVer := fs.Bool("version", false, "print the version, commit and commit date, then exit")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -75,6 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if *showVer {
+		fmt.Fprintln(stdout, version.Get().String("rootctl"))
+		return 0
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

@@ -21,6 +21,7 @@ import (
 	"github.com/rootd-project/rootd/internal/cli"
 	"github.com/rootd-project/rootd/internal/pcpconf"
 	"github.com/rootd-project/rootd/internal/procfs"
+	"github.com/rootd-project/rootd/internal/version"
 	"github.com/rootd-project/rootd/resolver"
 	"github.com/rootd-project/rootd/rootd"
 )
@@ -46,10 +47,10 @@ func init() {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	pcp := pcpconf.Load(os.Getenv)
 	fs := flag.NewFlagSet("rootd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -63,6 +64,7 @@ func run(args []string, stderr io.Writer) int {
 		allowExec  cli.List
 		reqTimeout = fs.Duration("request-timeout", 5*time.Second, "longest one container lookup may take")
 		readTO     = fs.Duration("read-timeout", 5*time.Second, "longest a client may take to send the rest of a request once begun")
+		showVer    = fs.Bool("version", false, "print the version, commit and commit date, then exit")
 	)
 	fs.Var(&engines, "engines", "comma-separated `engines` to use (default: all compiled in: "+strings.Join(driverNames(), ", ")+")")
 	fs.Var(&allowUIDs, "allow-uid", "also allow these `users` (names or uids; repeatable, comma-separated)")
@@ -86,6 +88,10 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "rootd: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *showVer {
+		fmt.Fprintln(stdout, version.Get().String("rootd"))
+		return 0
 	}
 
 	logOut, err := cli.OpenLog(*logPath)
