@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/rootd-project/rootd/engine"
-	"github.com/rootd-project/rootd/engine/static"
+	"github.com/rootd-project/rootd/engine/enginetest"
 )
 
 // benchResolver indexes n docker containers (and an empty podman engine, so
@@ -19,7 +19,7 @@ func benchResolver(b *testing.B, n int) (*Resolver, engine.Container) {
 		cs[i] = running(id(fmt.Sprint(i)), 1000+i, fmt.Sprintf("web-%d", i))
 		proc.setCgroup(1000+i, "docker/"+cs[i].ID)
 	}
-	r := newTestResolver(b, proc, static.New("docker", cs), static.New("podman", nil))
+	r := newTestResolver(b, proc, enginetest.NewMemory("docker", cs), enginetest.NewMemory("podman", nil))
 	if err := r.Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}

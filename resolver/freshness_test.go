@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
-	"github.com/rootd-project/rootd/engine/static"
+	"github.com/rootd-project/rootd/engine/enginetest"
 )
 
 // find looks a query up in the index as it is, without any refresh.
@@ -24,8 +24,8 @@ func find(r *Resolver, q string) (*entry, outcome) {
 }
 
 func TestMissRefreshesOnce(t *testing.T) {
-	docker := static.New("docker", []engine.Container{running(idA, 1, "web")})
-	podman := static.New("podman", nil)
+	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")})
+	podman := enginetest.NewMemory("podman", nil)
 	r := newTestResolver(t, nil, docker, podman)
 	ctx := context.Background()
 
@@ -62,7 +62,7 @@ func TestMissRefreshesOnce(t *testing.T) {
 }
 
 func TestConcurrentMissesShareOneList(t *testing.T) {
-	docker := static.New("docker", nil)
+	docker := enginetest.NewMemory("docker", nil)
 	g := newGated(docker)
 	r := newTestResolver(t, nil, g)
 	ctx := context.Background()
@@ -90,7 +90,7 @@ func TestConcurrentMissesShareOneList(t *testing.T) {
 }
 
 func TestMissDuringListWaitsForANewerList(t *testing.T) {
-	docker := static.New("docker", nil)
+	docker := enginetest.NewMemory("docker", nil)
 	g := newGated(docker)
 	r := newTestResolver(t, nil, g)
 	ctx := context.Background()
@@ -130,8 +130,8 @@ func TestMissDuringListWaitsForANewerList(t *testing.T) {
 func idN() string { return id("new container") }
 
 func TestNotRunningRelistsItsEngine(t *testing.T) {
-	docker := static.New("docker", []engine.Container{stopped(idA, "web")})
-	podman := static.New("podman", nil)
+	docker := enginetest.NewMemory("docker", []engine.Container{stopped(idA, "web")})
+	podman := enginetest.NewMemory("podman", nil)
 	r := newTestResolver(t, nil, docker, podman)
 	ctx := context.Background()
 	if err := r.Refresh(ctx); err != nil {
@@ -159,8 +159,8 @@ func TestNotRunningRelistsItsEngine(t *testing.T) {
 }
 
 func TestHungEngineDoesNotHangResolver(t *testing.T) {
-	good := static.New("docker", []engine.Container{running(idA, 1, "web")})
-	h := &hung{Engine: static.New("slow", []engine.Container{running(idB, 2, "slowbox")}), unblock: make(chan struct{})}
+	good := enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")})
+	h := &hung{Memory: enginetest.NewMemory("slow", []engine.Container{running(idB, 2, "slowbox")}), unblock: make(chan struct{})}
 	unblocked := false
 	defer func() {
 		if !unblocked {
@@ -214,7 +214,7 @@ func statusOf(t *testing.T, r *Resolver, name string) EngineStatus {
 }
 
 func TestCancelledQueryReturns(t *testing.T) {
-	g := newGated(static.New("docker", nil))
+	g := newGated(enginetest.NewMemory("docker", nil))
 	defer close(g.release)
 	r := newTestResolver(t, nil, g)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -228,9 +228,9 @@ func TestCancelledQueryReturns(t *testing.T) {
 }
 
 func TestUnavailableAtStartIsLoggedOnce(t *testing.T) {
-	docker := static.New("docker", nil)
+	docker := enginetest.NewMemory("docker", nil)
 	docker.SetAvailable(false)
-	podman := static.New("podman", []engine.Container{running(idE, 1, "web")})
+	podman := enginetest.NewMemory("podman", []engine.Container{running(idE, 1, "web")})
 	var logs logBuffer
 	r := New([]engine.Engine{docker, podman}, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
@@ -262,7 +262,7 @@ func TestUnavailableAtStartIsLoggedOnce(t *testing.T) {
 }
 
 func TestListErrorKeepsLastKnown(t *testing.T) {
-	docker := static.New("docker", []engine.Container{running(idA, 1, "web")})
+	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")})
 	var logs logBuffer
 	r := New([]engine.Engine{docker}, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
@@ -288,7 +288,7 @@ func TestListErrorKeepsLastKnown(t *testing.T) {
 }
 
 func TestPanickingEngineIsContained(t *testing.T) {
-	good := static.New("docker", []engine.Container{running(idA, 1, "web")})
+	good := enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")})
 	r := newTestResolver(t, nil, panicky{"bad"}, good)
 	if err := r.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "panicked") {
 		t.Fatalf("Refresh() = %v, want the panic as an error", err)
@@ -299,8 +299,8 @@ func TestPanickingEngineIsContained(t *testing.T) {
 }
 
 func TestEventsUpdateIndex(t *testing.T) {
-	docker := static.New("docker", []engine.Container{running(idA, 100, "web")})
-	podman := static.New("podman", []engine.Container{running(idE, 200, "pod1")})
+	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 100, "web")})
+	podman := enginetest.NewMemory("podman", []engine.Container{running(idE, 200, "pod1")})
 	var logs logBuffer
 	r := New([]engine.Engine{docker, podman}, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
@@ -385,7 +385,7 @@ func TestEventsUpdateIndex(t *testing.T) {
 }
 
 func TestEventDuringListIsKept(t *testing.T) {
-	g := newGated(static.New("docker", []engine.Container{running(idA, 1, "web")}))
+	g := newGated(enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")}))
 	r := newTestResolver(t, nil, g)
 	ctx := context.Background()
 	done := make(chan error, 1)
@@ -410,8 +410,8 @@ func TestEventDuringListIsKept(t *testing.T) {
 }
 
 func TestRunFollowsEngines(t *testing.T) {
-	docker := static.New("docker", []engine.Container{running(idA, 1, "web")})
-	podman := static.New("podman", []engine.Container{running(idE, 2, "pod1")})
+	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")})
+	podman := enginetest.NewMemory("podman", []engine.Container{running(idE, 2, "pod1")})
 	r := newTestResolver(t, nil, docker, podman)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -446,7 +446,7 @@ func TestRunFollowsEngines(t *testing.T) {
 // is running waits for that List instead of asking for a second one, so the
 // time to the first answer is one List, not two.
 func TestFirstQueryJoinsInitialList(t *testing.T) {
-	docker := static.New("docker", []engine.Container{running(idA, 100, "web")})
+	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 100, "web")})
 	g := newGated(docker)
 	r := newTestResolver(t, nil, g)
 	ctx := context.Background()

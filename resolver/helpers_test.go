@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootd-project/rootd/engine"
-	"github.com/rootd-project/rootd/engine/static"
+	"github.com/rootd-project/rootd/engine/enginetest"
 	"github.com/rootd-project/rootd/internal/procfs"
 )
 
@@ -117,22 +117,22 @@ func newTestResolver(t testing.TB, proc *fakeProc, engines ...engine.Engine) *Re
 	return New(engines, Options{Log: quietLog(), Cgroup: proc.cgroup, Hostname: proc.hostname})
 }
 
-// gated wraps a static engine so that a test can hold List calls: each call
+// gated wraps a memory engine so that a test can hold List calls: each call
 // takes the engine's contents first, then announces itself on entered and
 // waits for release. What it returns is therefore what the engine held when
 // the call began.
 type gated struct {
-	*static.Engine
+	*enginetest.Memory
 	entered chan struct{}
 	release chan struct{}
 }
 
-func newGated(e *static.Engine) *gated {
-	return &gated{Engine: e, entered: make(chan struct{}, 16), release: make(chan struct{})}
+func newGated(e *enginetest.Memory) *gated {
+	return &gated{Memory: e, entered: make(chan struct{}, 16), release: make(chan struct{})}
 }
 
 func (g *gated) List(ctx context.Context) ([]engine.Container, error) {
-	cs, err := g.Engine.List(ctx)
+	cs, err := g.Memory.List(ctx)
 	g.entered <- struct{}{}
 	<-g.release
 	return cs, err
@@ -140,12 +140,12 @@ func (g *gated) List(ctx context.Context) ([]engine.Container, error) {
 
 // hung ignores its context and blocks until unblocked: the worst engine.
 type hung struct {
-	*static.Engine
+	*enginetest.Memory
 	unblock chan struct{}
 }
 
 func (h *hung) List(ctx context.Context) ([]engine.Container, error) {
-	cs, err := h.Engine.List(ctx)
+	cs, err := h.Memory.List(ctx)
 	<-h.unblock
 	return cs, err
 }

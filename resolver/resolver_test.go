@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootd-project/rootd/engine"
-	"github.com/rootd-project/rootd/engine/static"
+	"github.com/rootd-project/rootd/engine/enginetest"
 	"github.com/rootd-project/rootd/internal/procfs"
 )
 
@@ -35,7 +35,7 @@ var (
 // rankingEngines is a docker, a podman and an lxc engine whose containers
 // exercise every rule of the query language.
 func rankingEngines() []engine.Engine {
-	docker := static.New("docker", []engine.Container{
+	docker := enginetest.NewMemory("docker", []engine.Container{
 		running(idA, 100, "web"),
 		running(idB, 101, "db"),
 		running(idC, 102, "shared"),
@@ -45,13 +45,13 @@ func rankingEngines() []engine.Engine {
 		withPod(running(idP1, 106), "prod", "db-0", "pg"),
 		stopped(idS, "old"),
 	})
-	podman := static.New("podman", []engine.Container{
+	podman := enginetest.NewMemory("podman", []engine.Container{
 		running(idE, 200, "shared"),
 		// The exited predecessor of K1, as Kubernetes keeps it.
 		withPod(stopped(idK2), "prod", "web-0", "nginx"),
 		withPod(running(idP2, 201), "prod", "db-0", "pg"),
 	})
-	lxc := static.New("lxc", []engine.Container{
+	lxc := enginetest.NewMemory("lxc", []engine.Container{
 		running("web1", 300, "web1"),
 		running("web10", 301, "web10"),
 	})
@@ -148,8 +148,8 @@ func TestResolveRanking(t *testing.T) {
 func TestSameIDInTwoEnginesIsOneContainer(t *testing.T) {
 	// Docker's containers also appear in containerd's "moby" namespace.
 	id := id("shared-container")
-	docker := static.New("docker", []engine.Container{running(id, 10, "web")})
-	ctrd := static.New("containerd", []engine.Container{running(id, 10, id)})
+	docker := enginetest.NewMemory("docker", []engine.Container{running(id, 10, "web")})
+	ctrd := enginetest.NewMemory("containerd", []engine.Container{running(id, 10, id)})
 	for _, order := range [][]engine.Engine{{docker, ctrd}, {ctrd, docker}} {
 		r := newTestResolver(t, nil, order...)
 		first := order[0].Name()
@@ -168,7 +168,7 @@ func TestPIDCgroupHostname(t *testing.T) {
 	proc.hostnames[100] = "web-host"
 	proc.setCgroup(300, "")           // root cgroup
 	proc.hostnames[301] = "gone-soon" // no cgroup entry: ESRCH
-	docker := static.New("docker", []engine.Container{
+	docker := enginetest.NewMemory("docker", []engine.Container{
 		running(idA, 100, "web"),
 		{ID: idB, Names: []string{"paused"}, PID: 101, State: engine.StatePaused},
 		{ID: idC, Names: []string{"restarting"}, PID: 102, State: engine.StateRestarting},
@@ -221,7 +221,7 @@ func TestCgroupPathIsCachedPerInitProcess(t *testing.T) {
 	proc := newFakeProc()
 	proc.setCgroup(100, "docker/"+idA)
 	proc.setCgroup(150, "docker/"+idA+"-restarted")
-	docker := static.New("docker", []engine.Container{running(idA, 100, "web")})
+	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 100, "web")})
 	r := newTestResolver(t, proc, docker)
 	ctx := context.Background()
 
@@ -262,12 +262,12 @@ func TestByPID(t *testing.T) {
 	proc.setCgroup(101, "shared/cg")
 	proc.setCgroup(200, "shared/cg")
 	proc.setCgroup(600, "shared/cg/child")
-	docker := static.New("docker", []engine.Container{
+	docker := enginetest.NewMemory("docker", []engine.Container{
 		running(idA, 100, "web"),
 		running(idB, 101, "one"),
 		running(idK1, 999, "no-cgroup"), // its init has gone: left out of the map
 	})
-	podman := static.New("podman", []engine.Container{running(idE, 200, "two")})
+	podman := enginetest.NewMemory("podman", []engine.Container{running(idE, 200, "two")})
 	r := newTestResolver(t, proc, docker, podman)
 	ctx := context.Background()
 
@@ -322,8 +322,8 @@ func TestByPID(t *testing.T) {
 
 func TestContainersSorted(t *testing.T) {
 	r := newTestResolver(t, nil,
-		static.New("podman", []engine.Container{running("p2", 1, "zeta"), running("p1", 2, "alpha")}),
-		static.New("docker", []engine.Container{stopped("d2"), running("d1", 3, "mid")}),
+		enginetest.NewMemory("podman", []engine.Container{running("p2", 1, "zeta"), running("p1", 2, "alpha")}),
+		enginetest.NewMemory("docker", []engine.Container{stopped("d2"), running("d1", 3, "mid")}),
 	)
 	if got := r.Containers(); len(got) != 0 {
 		t.Fatalf("Containers() before any refresh = %v", ids(got))
@@ -341,7 +341,7 @@ func TestContainersSorted(t *testing.T) {
 func TestEngineNamesAreNormalised(t *testing.T) {
 	// An engine that breaks the contract a little: a leading "/" on a
 	// name, a foreign Engine field, an entry without ID.
-	e := static.New("docker", nil)
+	e := enginetest.NewMemory("docker", nil)
 	r := newTestResolver(t, nil, e)
 	e.Set([]engine.Container{
 		{ID: idA, Names: []string{"/web", ""}, PID: 1, State: engine.StateRunning},
@@ -360,7 +360,7 @@ func TestEngineNamesAreNormalised(t *testing.T) {
 // so one ID in two namespaces is two containers, never one silently chosen.
 func TestSameIDInTwoNamespaces(t *testing.T) {
 	inNS := func(ns string, c engine.Container) engine.Container { c.Namespace = ns; return c }
-	ctr := static.New("containerd", []engine.Container{
+	ctr := enginetest.NewMemory("containerd", []engine.Container{
 		inNS("rootd-test", running("ctr1", 400)),
 		inNS("k8s.io", running("ctr1", 401)),
 		inNS("rootd-test", running("solo", 402)),

@@ -1,4 +1,4 @@
-package static
+package enginetest
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestMemoryEngine(t *testing.T) {
-	e := New("docker", []engine.Container{{ID: "a1", Names: []string{"web"}, PID: 10, State: engine.StateRunning}})
+	e := NewMemory("docker", []engine.Container{{ID: "a1", Names: []string{"web"}, PID: 10, State: engine.StateRunning}})
 	if e.Name() != "docker" {
 		t.Fatalf("Name() = %q", e.Name())
 	}
@@ -95,7 +95,7 @@ func TestMemoryEngine(t *testing.T) {
 
 func TestMemoryEngineCopiesInput(t *testing.T) {
 	in := []engine.Container{{ID: "a"}}
-	e := New("podman", in)
+	e := NewMemory("podman", in)
 	in[0].ID = "changed"
 	cs, _ := e.List(context.Background())
 	if cs[0].ID != "a" || cs[0].Engine != "podman" {

@@ -1,4 +1,4 @@
-package static
+package enginetest
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"github.com/rootd-project/rootd/engine"
 )
 
-// Engine is an in-memory engine under any name, for tests: it lists the
+// Memory is an in-memory engine under any name, for tests: it lists the
 // containers it was last given and tells its watchers about every change,
-// the way a live runtime's event stream would.
-type Engine struct {
+// the way a live runtime's event stream would. It passes the conformance
+// suite (see memory_test.go), so tests of the resolver and the server can
+// stand on it.
+type Memory struct {
 	name string
 
 	mu          sync.Mutex
@@ -26,19 +28,19 @@ type Engine struct {
 // watcher is one Watch call's queue. Events are queued rather than sent
 // directly so that Set and friends never block on a slow reader.
 type watcher struct {
-	queue []engine.Event // guarded by Engine.mu
+	queue []engine.Event // guarded by Memory.mu
 	wake  chan struct{}  // capacity 1
 }
 
-// New returns an in-memory engine called name holding containers (copied;
-// their Engine field is set to name).
-func New(name string, containers []engine.Container) *Engine {
-	e := &Engine{name: name, watchers: map[*watcher]struct{}{}}
+// NewMemory returns an in-memory engine called name holding containers
+// (copied; their Engine field is set to name).
+func NewMemory(name string, containers []engine.Container) *Memory {
+	e := &Memory{name: name, watchers: map[*watcher]struct{}{}}
 	e.containers = e.own(containers)
 	return e
 }
 
-func (e *Engine) own(cs []engine.Container) []engine.Container {
+func (e *Memory) own(cs []engine.Container) []engine.Container {
 	out := slices.Clone(cs)
 	for i := range out {
 		out[i].Engine = e.name
@@ -47,11 +49,11 @@ func (e *Engine) own(cs []engine.Container) []engine.Container {
 }
 
 // Name implements engine.Engine.
-func (e *Engine) Name() string { return e.name }
+func (e *Memory) Name() string { return e.name }
 
 // List implements engine.Engine. It fails with engine.ErrUnavailable while
 // the engine is marked unavailable.
-func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
+func (e *Memory) List(ctx context.Context) ([]engine.Container, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.listCalls++
@@ -69,14 +71,14 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 
 // SetListErr makes List fail with err (nil: succeed again) without telling
 // the watchers, like a runtime that answers with errors.
-func (e *Engine) SetListErr(err error) {
+func (e *Memory) SetListErr(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.listErr = err
 }
 
 // ListCalls reports how many times List has been called.
-func (e *Engine) ListCalls() int {
+func (e *Memory) ListCalls() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.listCalls
@@ -84,7 +86,7 @@ func (e *Engine) ListCalls() int {
 
 // Set replaces every container and sends Resync to the watchers. It also
 // makes the engine available again.
-func (e *Engine) Set(containers []engine.Container) {
+func (e *Memory) Set(containers []engine.Container) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.containers = e.own(containers)
@@ -94,7 +96,7 @@ func (e *Engine) Set(containers []engine.Container) {
 
 // Upsert adds c or replaces the container with its namespace and ID, and
 // sends Upsert.
-func (e *Engine) Upsert(c engine.Container) {
+func (e *Memory) Upsert(c engine.Container) {
 	c.Engine = e.name
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -107,10 +109,10 @@ func (e *Engine) Upsert(c engine.Container) {
 }
 
 // Remove drops the container with id (in no namespace), and sends Remove.
-func (e *Engine) Remove(id string) { e.RemoveFrom("", id) }
+func (e *Memory) Remove(id string) { e.RemoveFrom("", id) }
 
 // RemoveFrom drops the container with id in namespace, and sends Remove.
-func (e *Engine) RemoveFrom(namespace, id string) {
+func (e *Memory) RemoveFrom(namespace, id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if i := e.index(namespace, id); i >= 0 {
@@ -122,7 +124,7 @@ func (e *Engine) RemoveFrom(namespace, id string) {
 // SetAvailable(false) makes the runtime "go away": List fails with
 // engine.ErrUnavailable and watchers get Unavailable. SetAvailable(true)
 // brings it back and sends Resync.
-func (e *Engine) SetAvailable(ok bool) {
+func (e *Memory) SetAvailable(ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.unavailable == !ok {
@@ -137,12 +139,12 @@ func (e *Engine) SetAvailable(ok bool) {
 		Err: fmt.Errorf("%s: %w", e.name, engine.ErrUnavailable)})
 }
 
-func (e *Engine) index(namespace, id string) int {
+func (e *Memory) index(namespace, id string) int {
 	return slices.IndexFunc(e.containers, func(c engine.Container) bool { return c.ID == id && c.Namespace == namespace })
 }
 
 // notify queues ev for every watcher; e.mu must be held.
-func (e *Engine) notify(ev engine.Event) {
+func (e *Memory) notify(ev engine.Event) {
 	for w := range e.watchers {
 		w.queue = append(w.queue, ev)
 		select {
@@ -154,7 +156,7 @@ func (e *Engine) notify(ev engine.Event) {
 
 // Watch implements engine.Watcher. Like every watcher should, it starts with
 // a Resync, covering changes made before it was subscribed.
-func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
+func (e *Memory) Watch(ctx context.Context, events chan<- engine.Event) {
 	w := &watcher{wake: make(chan struct{}, 1)}
 	e.mu.Lock()
 	e.watchers[w] = struct{}{}
