@@ -50,6 +50,9 @@ type Container struct {
 	// Names are the human names the container answers to, without any leading "/".
 	Names []string `json:"names,omitempty"`
 	// PID is the init process as seen from the host, 0 when there is none.
+	// A live runtime reports it for every running or paused container; a
+	// state tree written by an old runtime may lack it, and the resolver
+	// then answers ErrNotRunning.
 	PID int `json:"pid,omitempty"`
 	// State is the lifecycle state.
 	State State `json:"state"`

@@ -190,7 +190,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 		since       = time.Now()
 		bo          = backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
 		unavailable bool // Unavailable sent, daemon not yet back
-		broken      bool // a stream broke: events may have been missed
+		first       = true
 	)
 	for {
 		sub, cancel := context.WithCancel(ctx)
@@ -208,20 +208,23 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 		}
 		if err == nil {
 			stream := e.cli.Events(sub, client.EventsListOptions{Since: eventTime(since), Filters: filters})
-			if unavailable || broken {
+			// Resync on every subscription, the first included: the stream
+			// starts now, and whatever changed since the resolver's List
+			// (or while the stream was down) would otherwise be missed.
+			if !first {
 				e.log.Info("docker: event stream re-established; resyncing", "host", e.host)
-				if !engine.Send(ctx, out, engine.Event{Kind: engine.Resync, Engine: Name}) {
-					cancel()
-					return
-				}
 			}
-			unavailable, broken = false, false
+			first = false
+			if !engine.Send(ctx, out, engine.Event{Kind: engine.Resync, Engine: Name}) {
+				cancel()
+				return
+			}
+			unavailable = false
 			started := time.Now()
 			err = e.follow(sub, stream, out, &since)
 			if time.Since(started) > streamSettled {
 				bo.reset()
 			}
-			broken = true
 		}
 		cancel()
 		if ctx.Err() != nil {

@@ -259,7 +259,9 @@ const diskDebounce = 20 * time.Millisecond
 func (e *diskEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 	top := filepath.Join(e.disk.dir, "containers")
 	bo := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
-	resync, down, polling := false, false, false
+	// The first watch starts with a Resync too: whatever changed between the
+	// resolver's first List and the watch being in place would be missed.
+	resync, down, polling := true, false, false
 	for {
 		established, err := e.watchOnce(ctx, events, top, resync)
 		if ctx.Err() != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/engine/enginetest"
 	"github.com/rootd-project/rootd/internal/fixtures"
 )
 
@@ -579,4 +580,31 @@ func TestRelevantFileChanges(t *testing.T) {
 
 func fsnotifyWrite(name string) fsnotify.Event {
 	return fsnotify.Event{Name: name, Op: fsnotify.Write}
+}
+
+// TestConformanceOnDisk runs the engine contract's suite over every PCP QA
+// state tree, reading Docker's state directory.
+func TestConformanceOnDisk(t *testing.T) {
+	for _, fixture := range []string{
+		"containers-docker-1.2.0-root-002.tgz",
+		"containers-docker-1.3.2-root-001.tgz",
+		"containers-docker-1.5.0-root-003.tgz",
+		"containers-docker-1.10.3-root-004.tgz",
+		"containers-docker-1.10.3-root-005.tgz",
+		"containers-docker-1.12.6-root-006.tgz",
+		"containers-docker-titan-root-007.tgz",
+	} {
+		t.Run(fixture, func(t *testing.T) {
+			log, _ := logBuffer()
+			env := engine.Env{Log: log, Getenv: func(string) string { return "" }}
+			root := fixtureRoot(t, fixture)
+			enginetest.Run(t, enginetest.Harness{
+				Open: func(context.Context) (engine.Engine, error) { return open(env, "", root) },
+				OpenAbsent: func(context.Context) (engine.Engine, error) {
+					return open(env, "", filepath.Join(t.TempDir(), "no-docker"))
+				},
+				Timeout: 10 * time.Second,
+			})
+		})
+	}
 }

@@ -191,7 +191,10 @@ func (c *checker) checkContainers(rule string, cs []engine.Container) {
 		default:
 			c.fail(rule, "container %s: state %q is not one of engine's four", ct.ID, ct.State)
 		}
-		if ct.State.HasProcess() && ct.PID <= 0 {
+		// A live runtime always knows its containers' init PIDs; a state
+		// tree from an old runtime may lack one, which the resolver answers
+		// as not running.
+		if ct.State.HasProcess() && (ct.PID < 0 || ct.PID == 0 && c.h.Live) {
 			c.fail(rule, "container %s is %s but has no PID", ct.ID, ct.State)
 		}
 		if !ct.State.HasProcess() && ct.State != engine.StateRestarting && ct.PID != 0 {

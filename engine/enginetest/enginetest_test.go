@@ -133,9 +133,14 @@ func TestSuiteCatchesBrokenEngines(t *testing.T) {
 			m := NewMemory("mem", seed())
 			return memoryHarness(wrongField{m, func(cs []engine.Container) { cs[1].ID = "a1" }}, nil)
 		}, "ID a1 listed twice"},
-		{"running without PID", func() Harness {
-			return memoryHarness(wrongField{NewMemory("mem", seed()), func(cs []engine.Container) { cs[0].PID = 0 }}, nil)
+		{"running without PID on a live runtime", func() Harness {
+			h := memoryHarness(wrongField{NewMemory("mem", seed()), func(cs []engine.Container) { cs[0].PID = 0 }}, nil)
+			h.Live = true
+			return h
 		}, "container a1 is running but has no PID"},
+		{"stopped with a PID", func() Harness {
+			return memoryHarness(wrongField{NewMemory("mem", seed()), func(cs []engine.Container) { cs[1].PID = 77 }}, nil)
+		}, "container b2 is stopped but has PID 77"},
 		{"leading slash", func() Harness {
 			return memoryHarness(wrongField{NewMemory("mem", seed()), func(cs []engine.Container) { cs[0].Names = []string{"/web"} }}, nil)
 		}, `name "/web" is empty or has a leading /`},

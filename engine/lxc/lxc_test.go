@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/engine/enginetest"
 	"github.com/rootd-project/rootd/internal/fixtures"
 )
 
@@ -383,4 +384,31 @@ func TestCappedBuffer(t *testing.T) {
 	if b.Len() != maxInfoOutput {
 		t.Errorf("kept %d bytes, want %d", b.Len(), maxInfoOutput)
 	}
+}
+
+// TestConformancePCPQAFixture runs the engine contract's suite over PCP's
+// LXC QA state tree (a stopped container, so no live PIDs).
+func TestConformancePCPQAFixture(t *testing.T) {
+	root := t.TempDir()
+	tgz, err := fixtures.PCPQA("containers-lxc-1.0.6-root-001.tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpackFixture(t, tgz, root)
+	openAt := func(lxcpath string) func(context.Context) (engine.Engine, error) {
+		return func(context.Context) (engine.Engine, error) {
+			return open(engine.Env{Log: slog.New(slog.NewTextHandler(t.Output(), nil)), Getenv: func(k string) string {
+				if k == "PCP_LXC_DIR" {
+					return lxcpath
+				}
+				return ""
+			}}, "", "", filepath.Join(root, "no-lxc.conf"))
+		}
+	}
+	enginetest.Run(t, enginetest.Harness{
+		Open:       openAt(filepath.Join(root, "var/lib/lxc")),
+		OpenAbsent: openAt(filepath.Join(root, "no-such-lxcpath")),
+		Expect:     []engine.Container{{ID: "myvm", Names: []string{"myvm"}, State: engine.StateStopped}},
+		Timeout:    10 * time.Second,
+	})
 }

@@ -44,10 +44,11 @@ const (
 // never starts a process.
 func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 	wasUp := true
-	// After the first session, events may have been missed while no
-	// watch was in place.
-	for first := true; ctx.Err() == nil; first = false {
-		err := e.watch(ctx, events, !first)
+	// Every session starts with a Resync, the first included: whatever
+	// changed between the resolver's List and the watch being in place (or
+	// while no watch was) would otherwise be missed.
+	for ctx.Err() == nil {
+		err := e.watch(ctx, events, true)
 		if ctx.Err() != nil {
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/engine/enginetest"
 )
 
 func TestDiscover(t *testing.T) {
@@ -596,4 +597,24 @@ func TestWatchReportsChanges(t *testing.T) {
 		st.change()
 		expectResync(st.name)
 	}
+}
+
+// TestConformanceStateDirs runs the engine contract's suite over a Podman
+// state tree laid out as Podman 4 writes it, and over a host without one.
+func TestConformanceStateDirs(t *testing.T) {
+	h := newFakeHost(t)
+	h.writeStorage("var/lib/containers/storage", "run/containers/storage", "overlay",
+		fakeContainer{id: testID(1), names: []string{"web"}},
+		fakeContainer{id: testID(2), names: []string{"db"}},
+	)
+	empty := newFakeHost(t)
+	enginetest.Run(t, enginetest.Harness{
+		Open:       func(context.Context) (engine.Engine, error) { return h.engine(), nil },
+		OpenAbsent: func(context.Context) (engine.Engine, error) { return empty.engine(), nil },
+		Expect: []engine.Container{
+			{ID: testID(1), Names: []string{"web"}, State: engine.StateStopped},
+			{ID: testID(2), Names: []string{"db"}, State: engine.StateStopped},
+		},
+		Timeout: 10 * time.Second,
+	})
 }

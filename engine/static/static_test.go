@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/engine/enginetest"
 )
 
 // waitLimit bounds how long a test waits for something asynchronous; it is
@@ -221,4 +222,62 @@ func TestRegisteredWithFlag(t *testing.T) {
 	if _, ok := engines[0].(engine.Watcher); !ok {
 		t.Fatal("static engine does not implement engine.Watcher")
 	}
+}
+
+// staticRuntime drives the static engine's file as an operator would: each
+// change rewrites the whole file by renaming a new one over it.
+type staticRuntime struct {
+	path string
+	cs   map[string]string // id -> JSON object
+}
+
+func (r *staticRuntime) write(id, obj string) error {
+	if obj == "" {
+		delete(r.cs, id)
+	} else {
+		r.cs[id] = obj
+	}
+	var objs []string
+	for _, o := range r.cs {
+		objs = append(objs, o)
+	}
+	tmp := r.path + ".new"
+	if err := os.WriteFile(tmp, []byte("["+strings.Join(objs, ",")+"]"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.path)
+}
+
+func (r *staticRuntime) Create(_ context.Context, name string) (string, error) {
+	id := "id-" + name
+	return id, r.write(id, `{"id":"`+id+`","names":["`+name+`"],"pid":4242,"state":"running"}`)
+}
+
+func (r *staticRuntime) Pause(_ context.Context, id string) error {
+	name := strings.TrimPrefix(id, "id-")
+	return r.write(id, `{"id":"`+id+`","names":["`+name+`"],"pid":4242,"state":"paused"}`)
+}
+
+func (r *staticRuntime) Stop(_ context.Context, id string) error {
+	name := strings.TrimPrefix(id, "id-")
+	return r.write(id, `{"id":"`+id+`","names":["`+name+`"],"state":"stopped"}`)
+}
+
+func (r *staticRuntime) Remove(_ context.Context, id string) error { return r.write(id, "") }
+
+// TestConformance runs the engine contract's suite over a static file, the
+// file changed under the engine's watch, and a file that is missing.
+func TestConformance(t *testing.T) {
+	dir := t.TempDir()
+	rt := &staticRuntime{path: filepath.Join(dir, "containers.json"), cs: map[string]string{}}
+	if err := rt.write("abc", `{"id":"abc","names":["web"],"pid":1,"state":"running"}`); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Run(t, enginetest.Harness{
+		Open:       func(context.Context) (engine.Engine, error) { return NewFile(rt.path, quietLog()), nil },
+		OpenAbsent: func(context.Context) (engine.Engine, error) { return NewFile(filepath.Join(dir, "missing.json"), quietLog()), nil },
+		Expect:     []engine.Container{{ID: "abc", Names: []string{"web"}, State: engine.StateRunning}},
+		Runtime:    rt,
+		Timeout:    waitLimit,
+	})
 }
