@@ -274,10 +274,12 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	enginetest.Run(t, enginetest.Harness{
-		Open:       func(context.Context) (engine.Engine, error) { return NewFile(rt.path, quietLog()), nil },
-		OpenAbsent: func(context.Context) (engine.Engine, error) { return NewFile(filepath.Join(dir, "missing.json"), quietLog()), nil },
-		Expect:     []engine.Container{{ID: "abc", Names: []string{"web"}, State: engine.StateRunning}},
-		Runtime:    rt,
-		Timeout:    waitLimit,
+		Open: func(context.Context) (engine.Engine, error) { return NewFile(rt.path, quietLog()), nil },
+		OpenAbsent: func(context.Context) (engine.Engine, error) {
+			return NewFile(filepath.Join(dir, "missing.json"), quietLog()), nil
+		},
+		Expect:  []engine.Container{{ID: "abc", Names: []string{"web"}, State: engine.StateRunning}},
+		Runtime: rt,
+		Timeout: waitLimit,
 	})
 }
