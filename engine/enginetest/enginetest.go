@@ -338,21 +338,25 @@ func (c *checker) await(e engine.Engine, events <-chan engine.Event, done <-chan
 			if ev.Engine != c.name {
 				c.fail("Watch", "%v event with Engine %q, want %q", ev.Kind, ev.Engine, c.name)
 			}
-			seen = append(seen, fmt.Sprintf("%v %s", ev.Kind, ev.ID))
 			switch ev.Kind {
 			case engine.Upsert:
-				if ev.Container.ID == "" || ev.ID != ev.Container.ID {
+				// An Upsert names its container by Container.ID; Event.ID,
+				// if set, must agree.
+				seen = append(seen, fmt.Sprintf("upsert %s %s", ev.Container.ID, ev.Container.State))
+				if ev.ID != "" && ev.ID != ev.Container.ID {
 					c.fail("Watch", "Upsert with ID %q carries container ID %q; they must be the same", ev.ID, ev.Container.ID)
 				}
 				c.checkContainers("Watch Upsert", []engine.Container{ev.Container})
-				if ev.ID == id && ok(ev.Container, true) {
+				if ev.Container.ID == id && ok(ev.Container, true) {
 					return
 				}
 			case engine.Remove:
+				seen = append(seen, "remove "+ev.ID)
 				if ev.ID == id && ok(engine.Container{}, false) {
 					return
 				}
 			case engine.Resync:
+				seen = append(seen, "resync")
 				cs, err := c.list(e)
 				if err != nil {
 					c.fail(step, "List after Resync: %v", err)
@@ -362,6 +366,8 @@ func (c *checker) await(e engine.Engine, events <-chan engine.Event, done <-chan
 				if ok(ct, present) {
 					return
 				}
+			default:
+				seen = append(seen, ev.Kind.String())
 			}
 		case <-done:
 			c.fail("Watch", "returned before its context was cancelled")
@@ -374,10 +380,15 @@ func (c *checker) await(e engine.Engine, events <-chan engine.Event, done <-chan
 }
 
 func (c *checker) checkLifecycle(e engine.Engine, rt Runtime, events <-chan engine.Event, done <-chan struct{}) {
-	ctx, cancel := c.ctx()
-	defer cancel()
+	// Each step of the runtime gets the harness's bound afresh.
+	step := func(f func(ctx context.Context) error) error {
+		ctx, cancel := c.ctx()
+		defer cancel()
+		return f(ctx)
+	}
 	name := fmt.Sprintf("enginetest-%d", time.Now().UnixNano()%1e9)
-	id, err := rt.Create(ctx, name)
+	var id string
+	err := step(func(ctx context.Context) (err error) { id, err = rt.Create(ctx, name); return err })
 	if err != nil {
 		c.fail("Runtime", "Create: %v", err)
 		return
@@ -397,19 +408,19 @@ func (c *checker) checkLifecycle(e engine.Engine, rt Runtime, events <-chan engi
 			c.fail("List", "new container %s (%s) listed as %+v", id, name, ct)
 		}
 	}
-	switch err := rt.Pause(ctx, id); {
+	switch err := step(func(ctx context.Context) error { return rt.Pause(ctx, id) }); {
 	case errors.Is(err, errors.ErrUnsupported):
 	case err != nil:
 		c.fail("Runtime", "Pause: %v", err)
 	default:
 		c.await(e, events, done, "Upsert on pause", id, inState(engine.StatePaused))
 	}
-	if err := rt.Stop(ctx, id); err != nil {
+	if err := step(func(ctx context.Context) error { return rt.Stop(ctx, id) }); err != nil {
 		c.fail("Runtime", "Stop: %v", err)
 	} else {
 		c.await(e, events, done, "Upsert on stop", id, inState(engine.StateStopped))
 	}
-	if err := rt.Remove(ctx, id); err != nil {
+	if err := step(func(ctx context.Context) error { return rt.Remove(ctx, id) }); err != nil {
 		c.fail("Runtime", "Remove: %v", err)
 		return
 	}
