@@ -350,39 +350,52 @@ func TestNonRootPeerOverTheSocket(t *testing.T) {
 // TestSymlinkSwapRace is the attack that worked before: a client running as
 // uid 65534 asks 2,000 times for a symlink in its own directory while
 // flipping it between an allowed program and its own script. None of its
-// requests may start anything, and its script must never run.
+// requests may start anything, and its script must never run, even when an
+// administrator configured the link as an agent or allowed its directory.
 func TestSymlinkSwapRace(t *testing.T) {
-	base := tree(t, "d:attack:755:nobody")
-	os.Chmod(filepath.Dir(base), 0o755)
-	attack := filepath.Join(base, "attack")
-	link := filepath.Join(attack, "agent")
-	evil := filepath.Join(attack, "evil.sh")
 	good, _ := filepath.EvalSymlinks("/bin/true")
-	conf := filepath.Join(base, "pmcd.conf")
-	// Even an administrator who configured the link as an agent, or
-	// allowed the attacker's directory, does not make it runnable.
-	writeConf(t, conf, "agent 2 socket unix /tmp/x "+link+"\n", 0)
-	var logs logCapture
-	ts := startServer(t, func(cfg *Config) {
-		cfg.Access = Access{UIDs: map[uint32]bool{nobody: true}}
-		cfg.Processes = NewSupervisor(SupervisorConfig{Log: logs.logger(), PMCDConf: conf,
-			AllowedPrograms: []string{good, attack + "/"}, Stderr: io.Discard})
-	})
-	ts.openToAll(t)
+	tests := []struct {
+		name      string
+		conf      func(link string) string
+		allowExec func(attackDir string) []string
+	}{
+		{"allow-exec names the good program", func(string) string { return "" },
+			func(string) []string { return []string{good} }},
+		{"pmcd.conf names the link, allow-exec the attacker's directory", func(link string) string { return "agent 2 socket unix /tmp/x " + link + "\n" },
+			func(dir string) []string { return []string{good, dir + "/"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := tree(t, "d:attack:755:nobody")
+			os.Chmod(filepath.Dir(base), 0o755)
+			attack := filepath.Join(base, "attack")
+			link := filepath.Join(attack, "agent")
+			evil := filepath.Join(attack, "evil.sh")
+			conf := filepath.Join(base, "pmcd.conf")
+			writeConf(t, conf, tt.conf(link), 0)
+			var logs logCapture
+			ts := startServer(t, func(cfg *Config) {
+				cfg.Access = Access{UIDs: map[uint32]bool{nobody: true}}
+				cfg.Processes = NewSupervisor(SupervisorConfig{Log: logs.logger(), PMCDConf: conf,
+					AllowedPrograms: tt.allowExec(attack), Stderr: io.Discard})
+			})
+			ts.openToAll(t)
 
-	out := runHelperAs(t, nobody, helperReq{Op: "race", Socket: ts.path, Link: link, Good: good, Evil: evil, Count: 2000})
-	if out.Started != 0 || out.EPERM != 2000 {
-		t.Errorf("attacker's starts: %+v, want 2000 refused with EPERM", out)
-	}
-	// Let any child that did start finish before looking for its trace.
-	for deadline := time.Now().Add(5 * time.Second); len(ts.procs.Live()) > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	ran, _ := filepath.Glob(evil + ".ran-as-*")
-	if len(ran) > 0 {
-		t.Errorf("attacker's script ran %d times, e.g. %s", len(ran), filepath.Base(ran[0]))
-	}
-	if n := logs.count("refused to start agent"); n != 1 {
-		t.Errorf("%d refusal log lines for one client and command, want 1", n)
+			out := runHelperAs(t, nobody, helperReq{Op: "race", Socket: ts.path, Link: link, Good: good, Evil: evil, Count: 2000})
+			// Let any child that did start finish before looking for its trace.
+			for deadline := time.Now().Add(5 * time.Second); len(ts.procs.Live()) > 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			ran, _ := filepath.Glob(filepath.Join(attack, "ran-as-*"))
+			if len(ran) > 0 {
+				t.Errorf("attacker's script ran %d times, e.g. %s", len(ran), filepath.Base(ran[0]))
+			}
+			if out.Started != 0 || out.EPERM != 2000 {
+				t.Errorf("attacker's starts: %d started, %d EPERM, errors %q; want 2000 refused with EPERM", out.Started, out.EPERM, out.Errs)
+			}
+			if n := logs.count("refused to start agent"); n != 1 {
+				t.Errorf("%d refusal log lines for one client and command, want 1", n)
+			}
+		})
 	}
 }

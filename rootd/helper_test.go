@@ -160,7 +160,7 @@ func runHelper(op string) int {
 	case "race":
 		// The attacker owns Link's directory: it flips Link between an
 		// allowed program and its own script while asking for Link.
-		if err := os.WriteFile(req.Evil, []byte("#!/bin/sh\ntouch \"$0.ran-as-$(id -u)-$$\"\n"), 0o755); err != nil {
+		if err := os.WriteFile(req.Evil, []byte("#!/bin/sh\ntouch \"${0%/*}/ran-as-$(id -u)-$$\"\n"), 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
