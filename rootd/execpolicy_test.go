@@ -156,6 +156,11 @@ dso	205	dso	x_init	/lib/x.so
 allow hosts localhost : all;
 z	206	pipe	binary	/bin/cat
 `, 0)
+	// Scripts under --allow-exec: one run by /bin/sh, one by an
+	// interpreter another user can replace.
+	goodScript, badScript := filepath.Join(base, "allowed/good.sh"), filepath.Join(base, "allowed/bad.sh")
+	os.WriteFile(goodScript, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	os.WriteFile(badScript, []byte("#! "+filepath.Join(base, "userdir/pmday")+" -x\n"), 0o755)
 	p := NewExecPolicy(ExecPolicyConfig{Log: discardLog(), PMCDConf: conf,
 		AllowedPrograms: []string{filepath.Join(base, "pmdas/extra"), filepath.Join(base, "allowed") + "/"}})
 	tests := []struct {
@@ -179,6 +184,8 @@ z	206	pipe	binary	/bin/cat
 		{"allow-exec file, any args", nonRoot, []string{filepath.Join(base, "pmdas/extra"), "-x"}, false, true},
 		{"allow-exec dir", nonRoot, []string{filepath.Join(base, "allowed/one")}, true, true},
 		{"unlisted", nonRoot, []string{"/bin/true"}, true, false},
+		{"script, trusted interpreter", nonRoot, []string{goodScript}, true, true},
+		{"script, user-owned interpreter", nonRoot, []string{badScript}, true, false},
 		{"root may start anything", Peer{PID: 1, UID: 0}, []string{"/bin/sh", "-c", "id"}, true, true},
 	}
 	for _, tt := range tests {

@@ -48,6 +48,23 @@ func TestAgentsBelongToTheirClientProcess(t *testing.T) {
 	if n := logs.count("agent belongs to another client"); n != 2 {
 		t.Errorf("%d refusals logged, want 2\n%s", n, logs.String())
 	}
+	if b.WaitPID != 0 {
+		t.Errorf("process B reaped %d", b.WaitPID)
+	}
+
+	// An exited agent of A's: B can neither reap it nor learn it exited.
+	pe, err := a1.ProcessStart(ctx5(t), "a-exit", []string{"/bin/sh", "-c", "exit 3"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReaped(t, ts.procs, pe.PID)
+	b = runHelperAs(t, 0, helperReq{Op: "signal", Socket: ts.path, PID: pe.PID})
+	if b.WaitPID != 0 || b.TermErr != "EPERM" || b.KillErr != "EPERM" {
+		t.Errorf("process B on A's exited agent: %+v; want EPERM and nothing reaped", b)
+	}
+	if ws := waitExit(t, a1, pe.PID); ws.ExitStatus() != 3 {
+		t.Errorf("A's status %#x, want exit 3", int(ws))
+	}
 
 	// B starts agents and leaves: one exits, one keeps running.
 	b1 := runHelperAs(t, 0, helperReq{Op: "start", Socket: ts.path, Argv: []string{"/bin/sh", "-c", "exit 5"}})
