@@ -7,48 +7,61 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxUncollected bounds the exit statuses kept for a client that never
-// collects them; past it the oldest are dropped (and logged) rather than
-// growing without limit.
+// maxUncollected bounds the exit statuses kept per owner that never
+// collects them; past it that owner's oldest are dropped (and logged)
+// rather than growing without limit. Per owner, so that one client cannot
+// push out another's statuses.
 const maxUncollected = 4096
 
 // Exit is a child's pid and raw wait status, as waitpid(2) reports them.
 type Exit struct {
 	PID    int
 	Status syscall.WaitStatus
+	Label  string
+}
+
+// child is an agent still running.
+type child struct {
+	proc  *os.Process
+	owner Owner
+	label string
 }
 
 // Supervisor starts the agent processes pmcd asks for and is the only thing
 // that may signal them. It reaps each child as soon as it exits and keeps
-// the exit status until a client collects it, so none is ever lost.
+// the exit status until its owner collects it, so none is ever lost. Every
+// agent belongs to the client process that started it (see Owner): only that
+// process may signal it or collect its status.
 type Supervisor struct {
-	log *slog.Logger
-	// allowed, when non-nil, restricts which executables may be started.
-	allowed []string
-	stderr  io.Writer
+	log    *slog.Logger
+	policy *ExecPolicy
+	stderr io.Writer
 
 	mu     sync.Mutex
-	live   map[int]*os.Process
-	exited []Exit
+	live   map[int]*child
+	exited map[Owner][]Exit
 	wg     sync.WaitGroup
 }
 
 // SupervisorConfig configures a Supervisor.
 type SupervisorConfig struct {
 	Log *slog.Logger
-	// AllowedPrograms, if not empty, lists the executables that may be
-	// started: an entry ending in "/" allows every program below that
-	// directory, any other entry one exact path. Paths are compared after
-	// resolving symlinks, so a link cannot smuggle in another program.
+	// Policy decides what each peer may start. When nil, one is made from
+	// PMCDConf and AllowedPrograms.
+	Policy *ExecPolicy
+	// PMCDConf is pmcd's configuration: the command lines of its agents
+	// are what non-root peers may start (see ExecPolicy).
+	PMCDConf string
+	// AllowedPrograms lists further executables non-root peers may start:
+	// an entry ending in "/" allows every program below that directory,
+	// any other entry one exact path. Root peers may start anything.
 	AllowedPrograms []string
 	// Stderr receives the children's standard error (default os.Stderr), as
 	// pmdaroot's children write to pmcd's log through it.
@@ -57,47 +70,17 @@ type SupervisorConfig struct {
 
 // NewSupervisor returns a Supervisor with no children.
 func NewSupervisor(cfg SupervisorConfig) *Supervisor {
-	s := &Supervisor{log: cfg.Log, stderr: cfg.Stderr, live: map[int]*os.Process{}}
+	s := &Supervisor{log: cfg.Log, policy: cfg.Policy, stderr: cfg.Stderr, live: map[int]*child{}, exited: map[Owner][]Exit{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.stderr == nil {
 		s.stderr = os.Stderr
 	}
-	for _, p := range cfg.AllowedPrograms {
-		if p == "" {
-			continue
-		}
-		clean := filepath.Clean(p)
-		if strings.HasSuffix(p, "/") {
-			clean += "/"
-		}
-		s.allowed = append(s.allowed, clean)
+	if s.policy == nil {
+		s.policy = NewExecPolicy(ExecPolicyConfig{Log: s.log, PMCDConf: cfg.PMCDConf, AllowedPrograms: cfg.AllowedPrograms})
 	}
 	return s
-}
-
-// ErrNotAllowed is returned when a program is outside AllowedPrograms.
-var ErrNotAllowed = errors.New("program not allowed")
-
-func (s *Supervisor) checkAllowed(path string) error {
-	if s.allowed == nil {
-		return nil
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return err
-	}
-	real, err = filepath.Abs(real)
-	if err != nil {
-		return err
-	}
-	for _, a := range s.allowed {
-		if real == a || strings.HasSuffix(a, "/") && strings.HasPrefix(real, a) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: %s", ErrNotAllowed, real)
 }
 
 // Started is a child that Start launched. For pipe children ToChild and
@@ -109,20 +92,29 @@ type Started struct {
 	FromChild *os.File
 }
 
-// Start launches argv as a child. With ipcPipe the child's stdin and stdout
-// are pipes whose other ends are returned; otherwise its stdin is /dev/null
-// and its stdout goes to stderr. The child inherits only descriptors 0-2:
-// everything Go opens is close-on-exec. An exec failure returns an error and
-// leaves no zombie, because os/exec reaps a child that failed to exec.
-func (s *Supervisor) Start(label string, argv []string, ipcPipe bool) (Started, error) {
+// StartRequest is one STARTPMDA request.
+type StartRequest struct {
+	Peer  Peer  // who asks, which decides what it may start
+	Owner Owner // who the agent will belong to
+	Label string
+	Argv  []string
+	Pipe  bool
+}
+
+// Start launches req.Argv as a child, if the policy lets req.Peer start it
+// (else an error matching ErrNotAllowed). With Pipe the child's stdin and
+// stdout are pipes whose other ends are returned; otherwise its stdin is
+// /dev/null and its stdout goes to stderr. The child inherits only
+// descriptors 0-2: everything Go opens is close-on-exec. An exec failure
+// returns an error and leaves no zombie, because os/exec reaps a child that
+// failed to exec.
+func (s *Supervisor) Start(req StartRequest) (Started, error) {
+	argv := req.Argv
 	if len(argv) == 0 || argv[0] == "" {
 		return Started{}, errors.New("no program")
 	}
-	path, err := exec.LookPath(argv[0])
+	path, err := s.policy.resolve(req.Peer, argv, req.Pipe)
 	if err != nil {
-		return Started{}, err
-	}
-	if err := s.checkAllowed(path); err != nil {
 		return Started{}, err
 	}
 	cmd := exec.Command(path, argv[1:]...)
@@ -138,7 +130,7 @@ func (s *Supervisor) Start(label string, argv []string, ipcPipe bool) (Started, 
 			}
 		}
 	}
-	if ipcPipe {
+	if req.Pipe {
 		inR, inW, err := os.Pipe()
 		if err != nil {
 			return Started{}, err
@@ -168,41 +160,47 @@ func (s *Supervisor) Start(label string, argv []string, ipcPipe bool) (Started, 
 		return Started{}, err
 	}
 	out.PID = cmd.Process.Pid
-	s.live[out.PID] = cmd.Process
+	s.live[out.PID] = &child{proc: cmd.Process, owner: req.Owner, label: req.Label}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	closeAll(childEnds...)
 
-	s.log.Info("started agent", "label", label, "pid", out.PID, "argv", argv, "pipe", ipcPipe)
-	go s.watch(label, cmd)
+	s.log.Info("started agent", "label", req.Label, "pid", out.PID, "argv", argv, "path", path, "pipe", req.Pipe,
+		"owner", req.Owner.String(), "peer_uid", req.Peer.UID)
+	go s.watch(req.Label, req.Owner, cmd)
 	return out, nil
 }
 
-func (s *Supervisor) watch(label string, cmd *exec.Cmd) {
+func (s *Supervisor) watch(label string, owner Owner, cmd *exec.Cmd) {
 	defer s.wg.Done()
 	_ = cmd.Wait() // the status is in ProcessState; a non-zero exit is not our error
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	pid := cmd.Process.Pid
 	s.mu.Lock()
 	delete(s.live, pid)
-	if len(s.exited) >= maxUncollected {
-		s.log.Warn("dropping uncollected exit status", "pid", s.exited[0].PID)
-		s.exited = s.exited[1:]
+	q := s.exited[owner]
+	if len(q) >= maxUncollected {
+		s.log.Warn("dropping uncollected exit status", "pid", q[0].PID, "owner", owner.String())
+		q = q[1:]
 	}
-	s.exited = append(s.exited, Exit{PID: pid, Status: ws})
+	s.exited[owner] = append(q, Exit{PID: pid, Status: ws, Label: label})
 	s.mu.Unlock()
-	s.log.Info("agent exited", "label", label, "pid", pid, "status", cmd.ProcessState.String())
+	s.log.Info("agent exited", "label", label, "pid", pid, "status", cmd.ProcessState.String(), "owner", owner.String())
 }
 
-// Signal sends sig to a child that this Supervisor started and that has not
-// exited. Any other pid, including 0, negative process groups and rootd's
-// own, is refused with EPERM and nothing is signalled.
-func (s *Supervisor) Signal(pid int, sig syscall.Signal) error {
+// ErrNotOwner is returned when a client asks to signal an agent another
+// client process started. It matches syscall.EPERM.
+var ErrNotOwner = fmt.Errorf("agent belongs to another client: %w", syscall.EPERM)
+
+// Signal sends sig to a child that owner started and that has not exited.
+// Any other pid, including 0, negative process groups, rootd's own and
+// another client's agents, is refused with EPERM and nothing is signalled.
+func (s *Supervisor) Signal(owner Owner, pid int, sig syscall.Signal) error {
 	s.mu.Lock()
-	p, ok := s.live[pid]
+	c, ok := s.live[pid]
 	if !ok {
 		exitedUncollected := false
-		for _, e := range s.exited {
+		for _, e := range s.exited[owner] {
 			if e.PID == pid {
 				exitedUncollected = true
 			}
@@ -214,6 +212,25 @@ func (s *Supervisor) Signal(pid int, sig syscall.Signal) error {
 		return syscall.EPERM
 	}
 	s.mu.Unlock()
+	if c.owner != owner {
+		return fmt.Errorf("pid %d started by %s: %w", pid, c.owner, ErrNotOwner)
+	}
+	return signalProcess(c.proc, sig)
+}
+
+// kill sends SIGKILL to a live child whoever owns it: for rootd's own use
+// (an agent whose client vanished before learning of it).
+func (s *Supervisor) kill(pid int) error {
+	s.mu.Lock()
+	c, ok := s.live[pid]
+	s.mu.Unlock()
+	if !ok {
+		return syscall.ESRCH
+	}
+	return signalProcess(c.proc, syscall.SIGKILL)
+}
+
+func signalProcess(p *os.Process, sig syscall.Signal) error {
 	// os.Process signals through a pidfd, so even a child that exits right
 	// now cannot have its pid reused under us.
 	if err := p.Signal(sig); err != nil {
@@ -225,15 +242,22 @@ func (s *Supervisor) Signal(pid int, sig syscall.Signal) error {
 	return nil
 }
 
-// Collect returns the oldest exit status not yet collected.
-func (s *Supervisor) Collect() (Exit, bool) {
+// Collect returns the oldest exit status not yet collected among owner's
+// agents. Other owners' statuses are never returned, as waitpid(-1) returns
+// only the caller's own children.
+func (s *Supervisor) Collect(owner Owner) (Exit, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.exited) == 0 {
+	q := s.exited[owner]
+	if len(q) == 0 {
 		return Exit{}, false
 	}
-	e := s.exited[0]
-	s.exited = s.exited[1:]
+	e := q[0]
+	if len(q) == 1 {
+		delete(s.exited, owner)
+	} else {
+		s.exited[owner] = q[1:]
+	}
 	return e, true
 }
 
@@ -246,6 +270,22 @@ func (s *Supervisor) Live() []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// LogUncollected logs every exit status nobody collected and every agent
+// still running: called at shutdown, when the statuses would otherwise be
+// lost without a trace. The agents keep running.
+func (s *Supervisor) LogUncollected() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for owner, q := range s.exited {
+		for _, e := range q {
+			s.log.Info("exit status never collected", "owner", owner.String(), "label", e.Label, "pid", e.PID, "status", fmt.Sprintf("%#x", int(e.Status)))
+		}
+	}
+	for pid, c := range s.live {
+		s.log.Info("agent left running", "owner", c.owner.String(), "label", c.label, "pid", pid)
+	}
 }
 
 // Wait blocks until every child started so far has exited and been reaped.

@@ -101,6 +101,9 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 		if err != nil {
 			if s.closing.Load() {
 				s.wg.Wait()
+				if s.cfg.Processes != nil {
+					s.cfg.Processes.LogUncollected()
+				}
 				return nil
 			}
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) {
@@ -142,6 +145,8 @@ type session struct {
 	srv   *Server
 	conn  *net.UnixConn
 	log   *slog.Logger
+	peer  Peer
+	owner Owner // the client process: it owns the agents it starts
 	in    *bufio.Reader
 	buf   []byte
 	reply []byte
@@ -180,7 +185,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	ss := &session{
-		srv: s, conn: conn, log: log,
+		srv: s, conn: conn, log: log, peer: peer, owner: ownerOf(peer),
 		in:    bufio.NewReaderSize(conn, wire.MaxPDUSize),
 		buf:   make([]byte, wire.MaxPDUSize),
 		reply: make([]byte, 0, wire.MaxPDUSize),
@@ -355,8 +360,18 @@ func (ss *session) start(hdr wire.Header, pdu []byte) bool {
 		label = req.Label
 	}
 	fail := func(reason string, err error) bool {
-		ss.log.Warn("agent not started", "reason", reason, "label", string(label), "err", err)
-		out, _ := wire.AppendStart(ss.reply[:0], wire.Start{Type: wire.TypeStart, Status: wire.StatusGeneric, IPCType: req.IPCType, Label: label})
+		// A refusal by the exec policy is -EPERM, and the policy has logged
+		// it once per client and command. Any other failure is
+		// PM_ERR_GENERIC, as the reference answers. pmcd treats any
+		// negative status alike: it starts the agent itself, as its own
+		// user.
+		status := int32(wire.StatusGeneric)
+		if errors.Is(err, ErrNotAllowed) {
+			status = -int32(syscall.EPERM)
+		} else {
+			ss.log.Warn("agent not started", "reason", reason, "label", string(label), "err", err)
+		}
+		out, _ := wire.AppendStart(ss.reply[:0], wire.Start{Type: wire.TypeStart, Status: status, IPCType: req.IPCType, Label: label})
 		return ss.send(out, emptyRights()) == nil
 	}
 	if err != nil {
@@ -374,7 +389,7 @@ func (ss *session) start(hdr wire.Header, pdu []byte) bool {
 		return fail("bad arguments", err)
 	}
 	pipe := req.IPCType == wire.IPCPipe
-	child, err := procs.Start(string(req.Label), argv, pipe)
+	child, err := procs.Start(StartRequest{Peer: ss.peer, Owner: ss.owner, Label: string(req.Label), Argv: argv, Pipe: pipe})
 	if err != nil {
 		return fail("start failed", err)
 	}
@@ -392,7 +407,7 @@ func (ss *session) start(hdr wire.Header, pdu []byte) bool {
 		// Nobody holds this child's pid or pipes: stop it rather than leave
 		// an orphan agent running as root.
 		ss.log.Warn("client left before STARTPMDA reply, killing the new agent", "pid", child.PID, "err", err)
-		procs.Signal(child.PID, syscall.SIGKILL)
+		procs.kill(child.PID)
 		return false
 	}
 	return true
@@ -420,15 +435,15 @@ func (ss *session) stop(hdr wire.Header, pdu []byte) bool {
 		if req.Force != 0 {
 			sig = syscall.SIGKILL
 		}
-		if err := procs.Signal(int(req.PID), sig); err != nil {
-			ss.log.Warn("refused to signal", "pid", req.PID, "signal", sig, "err", err)
+		if err := procs.Signal(ss.owner, int(req.PID), sig); err != nil {
+			ss.log.Warn("refused to signal", "pid", req.PID, "signal", sig, "owner", ss.owner.String(), "err", err)
 			reply.Status = statusOf(err)
 		} else {
 			ss.log.Info("signalled agent", "pid", req.PID, "signal", sig)
 		}
 	default:
 		reply.PID = 0
-		if e, ok := procs.Collect(); ok {
+		if e, ok := procs.Collect(ss.owner); ok {
 			reply.PID, reply.Code = int32(e.PID), int32(e.Status)
 		}
 	}

@@ -103,6 +103,9 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	if cfg.Processes != nil {
+		procs = cfg.Processes
+	}
 	srv := NewServer(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{path: path, srv: srv, procs: procs, res: res, cancel: cancel, done: make(chan error, 1)}
@@ -113,7 +116,7 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 		if live := procs.Live(); len(live) > 0 {
 			t.Errorf("agents left running: %v", live)
 			for _, pid := range live {
-				procs.Signal(pid, syscall.SIGKILL)
+				procs.kill(pid)
 			}
 		}
 		procs.Wait()

@@ -69,7 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&engines, "engines", "comma-separated `engines` to use (default: all compiled in: "+strings.Join(driverNames(), ", ")+")")
 	fs.Var(&allowUIDs, "allow-uid", "also allow these `users` (names or uids; repeatable, comma-separated)")
 	fs.Var(&allowGIDs, "allow-gid", "also allow members of these `groups` (names or gids; repeatable)")
-	fs.Var(&allowExec, "allow-exec", "only start these `programs` for pmcd; an entry ending in / allows a directory (default: any, as pmdaroot)")
+	fs.Var(&allowExec, "allow-exec", "non-root clients may also start these `programs` (any arguments); an entry ending in / allows a directory; root clients may start anything (default: none)")
+	pmcdConf := fs.String("pmcd-conf", pcp.PMCDConf, "pmcd's configuration `file` (pmcd -c): non-root clients may start exactly its agents' command lines (PCP_PMCDCONF_PATH)")
 	set := engine.Configure(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -188,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	srv := rootd.NewServer(rootd.Config{
 		Log:            log,
 		Resolver:       res,
-		Processes:      rootd.NewSupervisor(rootd.SupervisorConfig{Log: log, AllowedPrograms: allowExec}),
+		Processes:      rootd.NewSupervisor(rootd.SupervisorConfig{Log: log, PMCDConf: *pmcdConf, AllowedPrograms: allowExec}),
 		Access:         access,
 		HostnameOfPID:  uts.Hostname,
 		RequestTimeout: *reqTimeout,
