@@ -34,10 +34,12 @@ type cliRuntime struct {
 	remove func(ctx context.Context, id string) error
 }
 
-func (r cliRuntime) Create(ctx context.Context, name string) (string, error) { return r.create(ctx, name) }
-func (r cliRuntime) Pause(ctx context.Context, id string) error              { return r.pause(ctx, id) }
-func (r cliRuntime) Stop(ctx context.Context, id string) error               { return r.stop(ctx, id) }
-func (r cliRuntime) Remove(ctx context.Context, id string) error             { return r.remove(ctx, id) }
+func (r cliRuntime) Create(ctx context.Context, name string) (string, error) {
+	return r.create(ctx, name)
+}
+func (r cliRuntime) Pause(ctx context.Context, id string) error  { return r.pause(ctx, id) }
+func (r cliRuntime) Stop(ctx context.Context, id string) error   { return r.stop(ctx, id) }
+func (r cliRuntime) Remove(ctx context.Context, id string) error { return r.remove(ctx, id) }
 
 // command runs argv and returns its trimmed standard output.
 func command(ctx context.Context, argv ...string) (string, error) {
@@ -81,7 +83,7 @@ func TestConformanceDocker(t *testing.T) {
 		return command(ctx, append([]string{dockerCLI()}, args...)...)
 	}
 	enginetest.Run(t, enginetest.Harness{
-		Open:       openRegistered(t, "docker", noEnv),
+		Open: openRegistered(t, "docker", noEnv),
 		// Over TCP: a unix socket's engine falls back to the daemon's state
 		// directory, which is there, so the runtime would not be absent.
 		OpenAbsent: openRegistered(t, "docker", noEnv, "--docker-host", "tcp://127.0.0.1:1"),
@@ -117,9 +119,11 @@ func TestConformancePodman(t *testing.T) {
 			create: func(ctx context.Context, name string) (string, error) {
 				return command(ctx, "podman", "run", "-d", "--name", name, podmanImage, "sleep", "600")
 			},
-			pause:  func(ctx context.Context, id string) error { return commandErr(ctx, "podman", "pause", id) },
-			stop:   func(ctx context.Context, id string) error { return commandErr(ctx, "podman", "kill", id) },
-			remove: func(ctx context.Context, id string) error { return commandErr(ctx, "podman", "rm", "-f", "-t", "0", id) },
+			pause: func(ctx context.Context, id string) error { return commandErr(ctx, "podman", "pause", id) },
+			stop:  func(ctx context.Context, id string) error { return commandErr(ctx, "podman", "kill", id) },
+			remove: func(ctx context.Context, id string) error {
+				return commandErr(ctx, "podman", "rm", "-f", "-t", "0", id)
+			},
 		},
 		Timeout: 30 * time.Second,
 	})
