@@ -2,7 +2,37 @@
 // keeps the registry of the runtimes compiled into a program.
 //
 // An engine package registers itself from init, the way database/sql drivers
-// do, so shipping a new runtime is one package plus one blank import in cmd/.
+// do; engine/builtins is the one list of the engines rootd and rootctl ship.
+//
+// # The contract
+//
+// Every engine implements Engine. The rules below are what the resolver
+// relies on; engine/enginetest checks each of them, and every engine runs
+// that suite (on fixtures in its unit tests, live in the integration tests).
+//
+//   - Name is the registered name: no ':' (queries use ENGINE:NAME), no space.
+//   - List returns every container the runtime knows, running or not, each
+//     with Engine set to Name, a non-empty ID unique within its Namespace,
+//     one of the four States, names without a leading '/', and a PID exactly
+//     when the State has a process (a live runtime always knows it). List
+//     honours its context and is never called per request.
+//   - A runtime that is absent or unreachable is not an error to open: List
+//     returns an error wrapping ErrUnavailable.
+//
+// # Optional interfaces
+//
+// Like database/sql's driver interfaces, these are discovered with a type
+// assertion:
+//
+//   - Watcher: Watch starts with a Resync (covering changes made before it
+//     subscribed) and sends one after every reconnection; then Upsert for a
+//     container's new state (named by Container.ID), Remove for one that is
+//     gone (Event.ID, with Container.Namespace where IDs are per namespace)
+//     or Resync when it only knows that something changed; Unavailable when
+//     the runtime goes away, then Resync when it is back. It returns when its
+//     context ends and never closes the channel.
+//   - io.Closer: an engine holding connections or files releases them in
+//     Close; closing twice is harmless.
 package engine
 
 import (
