@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,37 @@ func TestRegistry(t *testing.T) {
 	}
 	if _, err := set.Open(Env{}, []string{"no-such-engine"}); err == nil || !strings.Contains(err.Error(), name) {
 		t.Errorf("unknown engine: %v; want an error listing the known ones", err)
+	}
+}
+
+// TestOpenOrdersByPrecedence: Open returns engines highest precedence first
+// (then by name), whatever order they were asked for in, because that order
+// decides whose view of a shared container answers.
+func TestOpenOrdersByPrecedence(t *testing.T) {
+	drivers := []Driver{
+		{Name: "test-low", Precedence: 1},
+		{Name: "test-high-b", Precedence: 9},
+		{Name: "test-high-a", Precedence: 9},
+		{Name: "test-mid", Precedence: 5},
+	}
+	for _, d := range drivers {
+		name := d.Name
+		d.Configure = func(*flag.FlagSet) OpenFunc {
+			return func(Env) (Engine, error) { return nullEngine{name}, nil }
+		}
+		Register(d)
+		t.Cleanup(func() { unregister(name) })
+	}
+	set := Configure(flag.NewFlagSet("t", flag.ContinueOnError))
+	engines, err := set.Open(Env{}, []string{"test-low", "test-mid", "test-high-b", "test-high-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range engines {
+		got = append(got, e.Name())
+	}
+	if want := []string{"test-high-a", "test-high-b", "test-mid", "test-low"}; !slices.Equal(got, want) {
+		t.Fatalf("Open order %v, want %v", got, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -19,11 +20,27 @@ type Driver struct {
 	Name string
 	// Summary is one line for --help.
 	Summary string
+	// Precedence decides which engine's view answers when two engines
+	// report one container (the same ID): the higher one, and between equal
+	// precedences the name first in alphabetical order. Engines closest to
+	// the user's own tooling rank highest, since their names and labels are
+	// the ones users type: see the Precedence constants.
+	Precedence int
 	// Configure declares the engine's own flags (if any) on fs and returns
 	// the function that opens the engine with their parsed values. Each call
 	// binds fresh variables, so two flag sets never share state.
 	Configure func(fs *flag.FlagSet) OpenFunc
 }
+
+// Precedences of the built-in engines. A runtime that manages containers
+// through a lower-level one (Docker and Kubernetes' CRI over containerd)
+// ranks above it: its view carries the names and labels users know.
+const (
+	PrecedenceLowLevel  = 10 // containerd: every namespace, IDs as names
+	PrecedenceRuntime   = 50 // Docker, Podman, LXC: their own names
+	PrecedenceManager   = 90 // CRI: Kubernetes identity over any runtime
+	PrecedenceSynthetic = 0  // static: a description, not a runtime
+)
 
 // The registry is the only package-level mutable state: it is written from
 // init functions and read afterwards.
@@ -70,29 +87,51 @@ func Lookup(name string) (Driver, bool) {
 // Set is the registered drivers' flags bound to one flag set; after the flag
 // set is parsed, Open opens the selected engines.
 type Set struct {
-	openers map[string]OpenFunc
-	names   []string
+	openers    map[string]OpenFunc
+	precedence map[string]int
+	names      []string
 }
 
 // Configure declares every registered driver's flags on fs.
 func Configure(fs *flag.FlagSet) *Set {
-	s := &Set{openers: map[string]OpenFunc{}}
+	s := &Set{openers: map[string]OpenFunc{}, precedence: map[string]int{}}
 	for _, d := range Drivers() {
 		s.openers[d.Name] = d.Configure(fs)
 		s.names = append(s.names, d.Name)
+		s.precedence[d.Name] = d.Precedence
 	}
 	return s
+}
+
+// byPrecedence orders engine names highest precedence first, then by name.
+func (s *Set) byPrecedence(names []string) []string {
+	out := slices.Clone(names)
+	slices.SortStableFunc(out, func(a, b string) int {
+		if c := s.precedence[b] - s.precedence[a]; c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return out
 }
 
 // Names lists the engines this set can open.
 func (s *Set) Names() []string { return slices.Clone(s.names) }
 
 // Open opens the named engines, or every registered engine when names is
-// empty. An unknown name is an error that lists the known ones.
+// empty, and returns them highest precedence first: the order in which the
+// resolver lets one engine's view of a container win over another's. An
+// unknown name is an error that lists the known ones.
 func (s *Set) Open(env Env, names []string) ([]Engine, error) {
 	if len(names) == 0 {
 		names = s.names
 	}
+	for _, name := range names {
+		if _, ok := s.openers[name]; !ok {
+			return nil, fmt.Errorf("unknown engine %q (known: %v)", name, s.names)
+		}
+	}
+	names = s.byPrecedence(names)
 	if env.Log == nil {
 		env.Log = slog.Default()
 	}

@@ -19,7 +19,8 @@
 // process, that one wins, because Kubernetes keeps the exited predecessor
 // of a restarted container around under the same labels. Entries of several
 // engines with the same ID are one container (Docker's containers also
-// appear in containerd), reported by the engine listed first.
+// appear in containerd), reported by the engine listed first; engine.Set.Open
+// lists engines by their explicit precedence (engine.Driver.Precedence).
 //
 // # Freshness
 //

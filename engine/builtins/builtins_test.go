@@ -1,6 +1,8 @@
 package builtins_test
 
 import (
+	"flag"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -44,5 +46,26 @@ func TestBuildTagLeavesEngineOut(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrecedence pins which built-in engine answers for a container two of
+// them see: the runtimes users drive by name before containerd, whose view
+// of their containers is the lower-level one.
+func TestPrecedence(t *testing.T) {
+	set := engine.Configure(flag.NewFlagSet("t", flag.ContinueOnError))
+	engines, err := set.Open(engine.Env{Getenv: func(string) string { return "" }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range engines {
+		got = append(got, e.Name())
+		if c, ok := e.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	if want := []string{"docker", "lxc", "podman", "containerd", "static"}; !slices.Equal(got, want) {
+		t.Fatalf("engines open in order %v, want %v", got, want)
 	}
 }

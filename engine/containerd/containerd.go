@@ -50,9 +50,10 @@ const (
 
 func init() {
 	engine.Register(engine.Driver{
-		Name:      Name,
-		Summary:   "containerd daemons (every namespace but Docker's; CRI/Kubernetes labels)",
-		Configure: configure,
+		Name:       Name,
+		Summary:    "containerd daemons (every namespace but Docker's; CRI/Kubernetes labels)",
+		Precedence: engine.PrecedenceLowLevel,
+		Configure:  configure,
 	})
 }
 

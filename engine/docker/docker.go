@@ -38,9 +38,10 @@ const (
 
 func init() {
 	engine.Register(engine.Driver{
-		Name:      Name,
-		Summary:   "Docker containers, from the Docker API (events) or from Docker's state directory",
-		Configure: configure,
+		Name:       Name,
+		Summary:    "Docker containers, from the Docker API (events) or from Docker's state directory",
+		Precedence: engine.PrecedenceRuntime,
+		Configure:  configure,
 	})
 }
 

@@ -35,9 +35,10 @@ const LabelUTSName = "lxc.uts.name"
 
 func init() {
 	engine.Register(engine.Driver{
-		Name:      Name,
-		Summary:   "LXC containers under lxc.lxcpath (state from LXC's command socket)",
-		Configure: configure,
+		Name:       Name,
+		Summary:    "LXC containers under lxc.lxcpath (state from LXC's command socket)",
+		Precedence: engine.PrecedenceRuntime,
+		Configure:  configure,
 	})
 }
 

@@ -51,8 +51,9 @@ const (
 
 func init() {
 	engine.Register(engine.Driver{
-		Name:    Name,
-		Summary: "Podman containers, rootful and rootless, from containers/storage files",
+		Name:       Name,
+		Summary:    "Podman containers, rootful and rootless, from containers/storage files",
+		Precedence: engine.PrecedenceRuntime,
 		Configure: func(fs *flag.FlagSet) engine.OpenFunc {
 			dataDir := fs.String("podman-datadir", "",
 				"Podman containers.json directory, e.g. /var/lib/containers/storage/overlay-containers (default $"+EnvDataDir+", else discover rootful and rootless storage)")

@@ -37,8 +37,9 @@ const Name = "static"
 
 func init() {
 	engine.Register(engine.Driver{
-		Name:    Name,
-		Summary: "containers described by a JSON file (--static-file); idle without it",
+		Name:       Name,
+		Summary:    "containers described by a JSON file (--static-file); idle without it",
+		Precedence: engine.PrecedenceSynthetic,
 		Configure: func(fs *flag.FlagSet) engine.OpenFunc {
 			// Bound afresh on every call, so two flag sets never share it.
 			path := fs.String("static-file", "", "`PATH` of a JSON array of containers for the static engine (empty: engine idle)")
