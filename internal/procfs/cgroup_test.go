@@ -83,6 +83,27 @@ func TestParseCgroup(t *testing.T) {
 			want: "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/cri-containerd-" + dockerID + ".scope",
 		},
 		{
+			// A whole file as a hybrid host with Kubernetes' systemd driver
+			// writes it for a CRI-O container: every v1 controller, the
+			// named systemd hierarchy and the unified line.
+			name: "kubepods hybrid systemd driver, whole file",
+			in: "12:hugetlb:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope\n" +
+				"11:memory:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope\n" +
+				"10:pids:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope\n" +
+				"9:cpu,cpuacct:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope\n" +
+				"8:freezer:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope\n" +
+				"1:name=systemd:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope\n" +
+				"0::/\n",
+			want: "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7d2e.slice/crio-" + dockerID + ".scope",
+		},
+		{
+			// A v2-only host (no v1 hierarchy at all), systemd inside an LXC
+			// container: init sits in init.scope below the payload.
+			name: "v2 only, LXC with systemd init",
+			in:   "0::/lxc.payload.web/init.scope\n",
+			want: "lxc.payload.web/init.scope",
+		},
+		{
 			name: "path containing a colon is kept whole",
 			in:   "0::/system.slice/a:b.service\n",
 			want: "system.slice/a:b.service",
