@@ -593,7 +593,7 @@ func (s *pcpStack) pminfoVia(t *testing.T, container string, viaEnv bool, metric
 	args, env := pcpContainerArgs(container, viaEnv)
 	args = append(append(args, "-f"), metrics...)
 	out, stderr, err := s.run("pminfo", env, args...)
-	raw := fmt.Sprintf("%s pminfo -h unix:%s %s\n%s%s", strings.Join(env, " "), s.socket, strings.Join(args, " "), out, stderr)
+	raw := strings.TrimSpace(fmt.Sprintf("%s pminfo -h unix:%s %s", strings.Join(env, " "), s.socket, strings.Join(args, " "))) + "\n" + out + stderr
 	// pminfo exits non-zero when a metric has an error; the report still
 	// says which.
 	var ee *exec.ExitError
@@ -646,21 +646,22 @@ func pcpUnquote(v string) string {
 	return v
 }
 
-// pmprobe runs `pmprobe -v -I` and returns, per metric, its values by
-// instance, or the negative status as err:
+// pmprobe runs `pmprobe FLAG` (-v for values, -I for instance names; it
+// takes one of them at a time) and returns, per metric, the words after
+// the count, or the negative status as code:
 //
-//	kernel.uname.nodename 1 "web1-host"
-//	network.interface.up 1 1 "lo"
+//	kernel.uname.nodename 1 "web1-host"              (-v)
+//	network.interface.up 1 "lo"                       (-I)
 //	kernel.uname.nodename -12399 Container not found
-func (s *pcpStack) pmprobe(t *testing.T, container string, metrics ...string) (map[string]pcpMetric, map[string]int, error) {
+func (s *pcpStack) pmprobe(t *testing.T, container, flag string, metrics ...string) (words map[string][]string, codes map[string]int, err error) {
 	t.Helper()
 	args, env := pcpContainerArgs(container, false)
-	out, _, err := s.run("pmprobe", env, append(append(args, "-v", "-I"), metrics...)...)
+	out, _, err := s.run("pmprobe", env, append(append(args, flag), metrics...)...)
 	if err != nil {
 		return nil, nil, err
 	}
-	res := map[string]pcpMetric{}
-	codes := map[string]int{}
+	words = map[string][]string{}
+	codes = map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		name, rest, _ := strings.Cut(line, " ")
 		nstr, rest, _ := strings.Cut(rest, " ")
@@ -670,20 +671,15 @@ func (s *pcpStack) pmprobe(t *testing.T, container string, metrics ...string) (m
 		}
 		codes[name] = n
 		if n < 0 {
-			res[name] = pcpMetric{err: rest}
 			continue
 		}
-		words, err := pcpWords(rest)
-		if err != nil || len(words) != 2*n {
+		w, err := pcpWords(rest)
+		if err != nil || len(w) != n {
 			return nil, nil, fmt.Errorf("pmprobe: bad line %q (%v)", line, err)
 		}
-		m := pcpMetric{values: map[string]string{}}
-		for i := 0; i < n; i++ {
-			m.values[words[n+i]] = words[i]
-		}
-		res[name] = m
+		words[name] = w
 	}
-	return res, codes, nil
+	return words, codes, nil
 }
 
 // pcpWords splits pmprobe's values: bare words and "quoted strings".

@@ -207,11 +207,23 @@ func pcpCheckContainer(t *testing.T, s *pcpStack, q, host string, logIt bool) {
 	}
 	pcpWant(t, "pminfo --container="+q, r, host, raw)
 
-	probe, codes, err := s.pmprobe(t, q, metrics...)
+	values, codes, err := s.pmprobe(t, q, "-v", metrics...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcpWant(t, "pmprobe -v --container="+q, probe, host, fmt.Sprint(codes))
+	names, _, err := s.pmprobe(t, q, "-I", "network.interface.up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range metrics[:2] {
+		if !slices.Equal(values[m], []string{host}) {
+			t.Errorf("pmprobe -v --container=%s %s = %q (status %d), want %q", q, m, values[m], codes[m], host)
+		}
+	}
+	if len(values["network.interface.up"]) != 1 || !slices.Equal(names["network.interface.up"], []string{"lo"}) {
+		t.Errorf("pmprobe -v/-I --container=%s network.interface.up: values %q for instances %q, want one, lo",
+			q, values["network.interface.up"], names["network.interface.up"])
+	}
 
 	if v, stderr, err := s.pmval(t, q, "kernel.uname.nodename"); err != nil || v != host {
 		t.Errorf("pmval -s 1 --container=%s kernel.uname.nodename = %q (%v; %s), want %q", q, v, err, stderr, host)
@@ -258,13 +270,15 @@ func pcpCheckError(t *testing.T, s *pcpStack, q string, code int, hostName strin
 			t.Errorf("pminfo --container=%s %s = %+v, want an error and no value (host: %q, %v)", q, m, got, hostName, hostIfaces)
 		}
 	}
-	_, codes, err := s.pmprobe(t, q, linuxMetrics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range linuxMetrics {
-		if codes[m] != code {
-			t.Errorf("pmprobe -v --container=%s %s: status %d, want %d", q, m, codes[m], code)
+	for _, flag := range []string{"-v", "-I"} {
+		words, codes, err := s.pmprobe(t, q, flag, linuxMetrics...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range linuxMetrics {
+			if codes[m] != code {
+				t.Errorf("pmprobe %s --container=%s %s: status %d %q, want status %d", flag, q, m, codes[m], words[m], code)
+			}
 		}
 	}
 	if v, stderr, err := s.pmval(t, q, "kernel.uname.nodename"); err != nil || v != "" || stderr == "" {
