@@ -207,9 +207,11 @@ func startPCPStack(t *testing.T, opts pcpStackOptions) *pcpStack {
 		t.Fatal(err)
 	}
 	s := &pcpStack{
-		in:       in,
-		dir:      dir,
-		socket:   filepath.Join(dir, "pmcd.socket"),
+		in:  in,
+		dir: dir,
+		// In PCP_RUN_DIR, as by default: pmcd running as pcp unlinks it
+		// at exit.
+		socket:   filepath.Join(dir, "run", "pmcd.socket"),
 		pmcdConf: filepath.Join(dir, "pmcd.conf"),
 		pmns:     filepath.Join(dir, "pmns"),
 		daemon:   opts.daemon,
@@ -375,6 +377,8 @@ func (s *pcpStack) stopPMCD(t *testing.T) {
 		if !s.exited() {
 			syscall.Kill(s.pmcdPID, syscall.SIGKILL)
 			t.Errorf("pmcd (pid %d) ignored SIGTERM", s.pmcdPID)
+		} else if _, err := os.Lstat(s.socket); err == nil {
+			t.Errorf("pmcd left its socket %s behind", s.socket)
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
