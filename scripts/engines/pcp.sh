@@ -98,7 +98,8 @@ if [ ! -f "$PCP_HOME/$version/.complete" ]; then
 		[ "$old" = "$PCP_HOME/$version/" ] || rm -rf "$old"
 	done
 fi
-chmod 755 "$PCP_HOME" "$(dirname "$PCP_HOME")"
+# Only the home itself: its parent may be a shared directory such as /tmp.
+chmod 755 "$PCP_HOME"
 
 # The private pcp.conf: every directory the pcp package provides moved into
 # the tree. PCP_VAR_DIR, PCP_RUN_DIR, PCP_TMP_DIR and PCP_LOG_DIR also point
