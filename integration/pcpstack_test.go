@@ -64,10 +64,11 @@ func pcpSetHostname(t *testing.T, pid int, name string) {
 
 // pcpContainers starts one running container per engine, each with its
 // own hostname (not the host's) and no network but loopback, removed at
-// cleanup. It also returns two names that are ambiguous by construction:
-// a prefix of two IDs in two engines, and one character shared by the
-// Docker ID and the Kubernetes one.
-func pcpContainers(t *testing.T, tag string) (targets []pcpTarget, ambiguous []string) {
+// cleanup. It also returns two names that are ambiguous by construction (a
+// prefix of two IDs in two engines, and one character shared by the Docker
+// ID and the Kubernetes one) and a Docker container that exists but has
+// never run.
+func pcpContainers(t *testing.T, tag string) (targets []pcpTarget, ambiguous []string, stopped string) {
 	t.Helper()
 	podmanRequire(t)
 	containerdRequire(t)
@@ -79,6 +80,9 @@ func pcpContainers(t *testing.T, tag string) (targets []pcpTarget, ambiguous []s
 
 	dockerN := tag + "-docker"
 	dockerID := dockerStart(t, dockerN) // hostname dockerN-host, --network none
+	stopped = tag + "-created"
+	dockerRun(t, "create", "--name", stopped, "--hostname", stopped+"-host", "--network", "none", dockerImage, "sleep", "600")
+	t.Cleanup(func() { exec.Command(dockerCLI(), "rm", "-f", stopped).Run() })
 
 	podmanN := tag + "-podman"
 	podmanID := podmanRunning(t, podmanN, "--hostname", podmanN+"-host", "--network", "none")
@@ -124,16 +128,17 @@ func pcpContainers(t *testing.T, tag string) (targets []pcpTarget, ambiguous []s
 			{"name", lxcN}, prefix(lxcN), {"lxc:NAME", "lxc:" + lxcN}}},
 	}
 	// tag+"-" begins the IDs of the containerd and the LXC container.
-	return targets, []string{tag + "-", dockerID[:1]}
+	return targets, []string{tag + "-", dockerID[:1]}, stopped
 }
 
 // TestPCPStackContainers: PCP's own tools, through a real pmcd and its
 // agents started by rootd, report each container's hostname and network
 // interfaces, for every engine and every form of name; and an unknown or
-// ambiguous name is an error, never the host's values.
+// ambiguous name, or a container that is not running, is an error, never
+// the host's values.
 func TestPCPStackContainers(t *testing.T) {
 	tag := pcpTag(t)
-	targets, ambiguous := pcpContainers(t, tag)
+	targets, ambiguous, stopped := pcpContainers(t, tag)
 	s := startPCPStack(t, pcpStackOptions{})
 
 	hostName, err := os.Hostname()
@@ -184,6 +189,7 @@ func TestPCPStackContainers(t *testing.T) {
 			{"unknown", unknown, codeNoContainer},
 			{"ambiguous prefix of two engines' IDs", ambiguous[0], codeNotUnique},
 			{"ambiguous one hex character", ambiguous[1], codeNotUnique},
+			{"created, never started", stopped, codeNotRunning},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
