@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -425,5 +426,57 @@ func TestPCPStackAgents(t *testing.T) {
 				})
 			})
 		})
+	}
+}
+
+// TestPCPStackPCPUserPeer: rootd serves the PCP account by default. pmcd
+// 6.0.3 connects to the root socket before it drops to PCP_USER, so in the
+// stack rootd sees root (TestPCPStackAgents logs the peer uid); this drives
+// the same requests through PCP's own client library from a process that
+// really is the pcp user: a lookup, and an agent started, used, stopped
+// and reaped.
+func TestPCPStackPCPUserPeer(t *testing.T) {
+	uid, gid := pcpUser(t)
+	name := pcpTag(t) + "-docker"
+	dockerStart(t, name)
+	// PCP_USER and PCP_GROUP as pcp.conf says, whatever the environment.
+	d := startRootd(t, append(mixedEnv(), "PCP_USER=", "PCP_GROUP="), "--engines", "docker")
+
+	// The socket itself is left as rootd made it: 0660, group pcp. Only
+	// the directories above it (private to the test) are opened, and the
+	// C client made executable for pcp.
+	fi, err := os.Stat(d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o660 || int(st.Gid) != gid {
+		t.Fatalf("socket %s: mode %v group %d, want 0660 group pcp (%d)", d.socket, fi.Mode().Perm(), st.Gid, gid)
+	}
+	for _, p := range []string{filepath.Dir(filepath.Dir(d.socket)), filepath.Dir(d.socket), bins.dir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"hostname", name}, "ok " + name + "-host\n"},
+		{[]string{"agent"}, ""}, // every step "ok"; the exit status says so
+	}
+	for _, tc := range tests {
+		out, err := asUser(uid, gid, append([]string{d.socket}, tc.args...)...)
+		if err != nil || !strings.HasPrefix(out, tc.want) || strings.Contains(out, "fail") {
+			t.Errorf("C client as pcp (uid %d) %v: %v\n%s", uid, tc.args, err, out)
+		}
+		t.Logf("C client as pcp %v:\n%s", tc.args, out)
+	}
+	if strings.Contains(d.Log(), "refusing client") {
+		t.Errorf("rootd refused a client:\n%s", d.Log())
+	}
+	if !regexp.MustCompile(`client connected" peer_pid=\d+ peer_uid=` + strconv.Itoa(uid) + `\b`).MatchString(d.Log()) {
+		t.Errorf("rootd's log shows no client with uid %d:\n%s", uid, d.Log())
 	}
 }
