@@ -71,6 +71,7 @@ if [ ! -f "$PCP_HOME/$version/.complete" ]; then
 	rm -rf "${PCP_HOME:?}/$version"
 	mkdir -p "$PCP_HOME/$version"
 	dl=$(mktemp -d)
+	trap 'rm -rf "$dl"' EXIT
 	# apt-get download fetches as the _apt user where it can write.
 	if getent passwd _apt >/dev/null; then chown _apt "$dl"; fi
 	if ! (cd "$dl" && apt-get download -q "pcp=$version" >&2); then
@@ -80,7 +81,7 @@ if [ ! -f "$PCP_HOME/$version/.complete" ]; then
 	dpkg-deb -x "$dl"/pcp_*.deb "$tree"
 	rm -rf "$dl"
 	# Re-point the package's absolute symlinks into the tree when their
-	# target is in it (the rest, such as /etc/pcp.env in the system, stay).
+	# target is in it; links to anything the package does not hold stay.
 	find "$tree" -type l | while read -r link; do
 		target=$(readlink "$link")
 		case $target in
