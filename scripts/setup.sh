@@ -22,7 +22,7 @@ fi
 # Everything the tests use, installed together: one apt-get update and one
 # install is far faster than each engine script fetching its own.
 packages="docker.io containerd podman catatonit lxc lxc-templates busybox-static
-	libpcp-pmda3-dev libpcp3-dev gcc libc6-dev util-linux passwd procps"
+	libpcp-pmda3-dev libpcp3-dev libpcp-gui2 pcp-conf gcc libc6-dev util-linux passwd procps"
 missing=
 for p in $packages; do
 	dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -35,7 +35,9 @@ if [ -n "$missing" ]; then
 	apt-get install -y -q --no-install-recommends $missing
 fi
 
-for engine in docker podman containerd lxc; do
+# pcp is not a container engine but is set up the same way: the real PCP
+# daemons and tools, unpacked privately (never `apt-get install pcp`).
+for engine in docker podman containerd lxc pcp; do
 	say "engine $engine"
 	sh "scripts/engines/$engine.sh"
 done

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Sets up this machine (scripts/setup.sh) and runs every test: go vet, the
-# unit tests and the live integration tests (Docker, Podman, containerd, LXC
-# and PCP's C client library), all with the race detector. Run as root.
+# unit tests and the live integration tests (Docker, Podman, containerd, LXC,
+# PCP's C client library, and PCP's own pmcd, agents and tools running on
+# rootd: integration/pcpstack_test.go), all with the race detector. Run as
+# root.
 #
 #   scripts/test.sh            everything
 #   SKIP_SETUP=1 scripts/test.sh   reuse a machine already set up
