@@ -142,6 +142,8 @@ func (r *diskReader) readContainer(root *os.Root, dirName string) (c engine.Cont
 		Names:  containerNames([]string{cfg.Name}),
 		PID:    max(cfg.State.Pid, 0),
 		State:  stateFromFlags(cfg.State.Running, cfg.State.Paused, cfg.State.Restarting),
+		// The resolver verifies these, on-disk mode included.
+		Cgroups: cgroupMarks(id),
 	}
 	if cfg.Config != nil {
 		c.Labels = cfg.Config.Labels
@@ -169,13 +171,25 @@ func (r *diskReader) verify(c *engine.Container) {
 	}
 	if c.PID > 0 && isFullID(c.ID) {
 		lines, err := procfs.ReadCgroupLines(r.procRoot, c.PID)
-		if err == nil && procfs.AnyPathContains(lines, c.ID) {
+		if err == nil && anyLineMatches(lines, c.Cgroups) {
 			return
 		}
 	}
 	r.log.Debug("docker: recorded process is gone; reporting the container stopped",
 		"id", c.ID, "pid", c.PID)
 	c.State = engine.StateStopped
+}
+
+// anyLineMatches reports whether the cgroup path of some hierarchy holds
+// one of marks (engine.CgroupMatches); the resolver checks the hierarchy
+// it answers with again before handing the PID out.
+func anyLineMatches(lines []procfs.CgroupLine, marks []string) bool {
+	for _, l := range lines {
+		if engine.CgroupMatches(l.Path, marks) {
+			return true
+		}
+	}
+	return false
 }
 
 // isFullID reports whether id is a 64-hex-digit Docker ID, long enough that

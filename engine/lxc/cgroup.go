@@ -55,3 +55,12 @@ func (c cgroups) containerCgroupParents(mounts []procfs.CgroupMount) ([]string, 
 	}
 	return dirs, nil
 }
+
+// cgroupMarks says where LXC puts a container's processes (see
+// engine.Container.Cgroups): lxc.payload.NAME since LXC 4.0, lxc/NAME
+// before; the init may sit below it (systemd inside puts it in
+// init.scope). Never lxc.monitor.NAME, the monitor's own cgroup. A config
+// that sets lxc.cgroup.dir elsewhere makes the container fail verification.
+func cgroupMarks(name string) []string {
+	return []string{"lxc.payload." + name, "lxc/" + name}
+}

@@ -140,10 +140,11 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 			continue
 		}
 		c := engine.Container{
-			Engine: Name,
-			ID:     name,
-			Names:  []string{name},
-			State:  engine.StateStopped,
+			Engine:  Name,
+			ID:      name,
+			Names:   []string{name},
+			State:   engine.StateStopped,
+			Cgroups: cgroupMarks(name),
 		}
 		if cfg.utsName != "" {
 			c.Labels = map[string]string{LabelUTSName: cfg.utsName}
