@@ -36,8 +36,8 @@ func hybridSplit(memory, systemd, unified string) string {
 }
 
 // Marks as the engines state them (engine/*: cgroupMarks).
-func dockerMarks(id string) []string     { return []string{id, "docker-" + id + ".scope"} }
-func podmanMarks(id string) []string     { return []string{"libpod-" + id, "libpod-" + id + ".scope"} }
+func dockerMarks(id string) []string { return []string{id, "docker-" + id + ".scope"} }
+func podmanMarks(id string) []string { return []string{"libpod-" + id, "libpod-" + id + ".scope"} }
 func containerdMarks(ns, id string) []string {
 	return []string{ns + "/" + id, id, "cri-containerd-" + id + ".scope", "nerdctl-" + id + ".scope"}
 }

@@ -54,27 +54,51 @@ func readSmall(path string, buf []byte) (int, error) {
 
 var errBadStat = errors.New("malformed stat line")
 
+// ParentPID returns the parent of process pid, read from procRoot
+// (normally "/proc"). A process that does not exist gives an error
+// wrapping unix.ESRCH.
+func ParentPID(procRoot string, pid int) (int, error) {
+	if pid < 1 {
+		return 0, fmt.Errorf("parent of pid %d: %w", pid, unix.ESRCH)
+	}
+	var buf [maxStatFile]byte
+	n, err := readSmall(procRoot+"/"+strconv.Itoa(pid)+"/stat", buf[:])
+	if err != nil {
+		return 0, fmt.Errorf("parent of pid %d: %w", pid, err)
+	}
+	v, err := statField(buf[:n], 4)
+	if err != nil {
+		return 0, fmt.Errorf("parent of pid %d: %w", pid, err)
+	}
+	return int(v), nil
+}
+
 // ParseStartTime reads field 22 (starttime) of a /proc/PID/stat line. The
 // command name (field 2) may hold spaces and parentheses, so fields are
 // counted from the last ')'.
 func ParseStartTime(stat []byte) (uint64, error) {
+	return statField(stat, 22)
+}
+
+// statField returns numeric field n (n >= 3, counted from 1) of a
+// /proc/PID/stat line.
+func statField(stat []byte, n int) (uint64, error) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, errBadStat
 	}
 	rest := stat[i+1:]
-	// rest starts with " S ppid ...": field 3 is the state; starttime is
-	// field 22, the 20th after the command name.
+	// rest starts with " S ppid ...": field 3 is the state.
 	for field := 3; ; field++ {
 		rest = bytes.TrimLeft(rest, " ")
 		end := bytes.IndexByte(rest, ' ')
 		if end < 0 {
 			end = len(rest)
 		}
-		if field == 22 {
+		if field == n {
 			v, err := strconv.ParseUint(string(bytes.TrimSpace(rest[:end])), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("%w: starttime: %w", errBadStat, err)
+				return 0, fmt.Errorf("%w: field %d: %w", errBadStat, n, err)
 			}
 			return v, nil
 		}
