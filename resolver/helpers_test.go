@@ -89,7 +89,7 @@ func (f *fakeProc) startTime(pid int) (uint64, error) {
 
 // options is the resolver configuration reading f instead of /proc.
 func (f *fakeProc) options() Options {
-	return Options{Log: quietLog(), Cgroup: f.cgroup, Hostname: f.hostname, StartTime: f.startTime}
+	return Options{Log: quietLog(), Cgroup: f.cgroup, Hostname: f.hostname, StartTime: f.startTime, NoPidfd: true}
 }
 
 func (f *fakeProc) setCgroup(pid int, path string) {

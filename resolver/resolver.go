@@ -74,6 +74,9 @@ type Options struct {
 	// StartTime returns a process's start time (procfs.StartTime if nil),
 	// to tell a verified init process from a later one with its PID.
 	StartTime func(pid int) (uint64, error)
+	// NoPidfd keeps verified init processes by start time only, not also
+	// by pidfd (for tests whose PIDs are not real processes).
+	NoPidfd bool
 }
 
 // Resolver finds containers across engines. Its methods are safe for

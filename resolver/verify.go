@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/procfs"
@@ -22,6 +25,61 @@ var ErrUnverified = errors.New("init process not verified as the container's")
 type proof struct {
 	cgroup string // its cgroup path without the leading slash
 	start  uint64 // its start time, to notice the PID being reused
+	// pidfd refers to the verified process itself, not to its PID: once
+	// it has exited, signalling it fails, whoever has the PID now. nil
+	// where pidfd_open(2) is not available (Linux < 5.3, seccomp). The
+	// descriptor is closed when the proof is garbage (os.File's cleanup).
+	pidfd *os.File
+}
+
+// openPidfd returns a pidfd for pid, or nil if there is none to be had.
+func (r *Resolver) openPidfd(pid int) *os.File {
+	if r.opts.NoPidfd {
+		return nil
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+}
+
+// exited reports whether the process a pidfd refers to has exited (a
+// zombie has not: its PID is not free yet). One syscall.
+func exited(pidfd *os.File) (bool, error) {
+	rc, err := pidfd.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.PidfdSendSignal(int(fd), 0, nil, 0) }); err != nil {
+		return false, err
+	}
+	switch serr {
+	case nil:
+		return false, nil
+	case unix.ESRCH:
+		return true, nil
+	}
+	return false, serr
+}
+
+// stillSame reports whether p's process still holds its PID: by pidfd
+// where there is one (one syscall), else by start time (one read of
+// /proc/PID/stat).
+func (r *Resolver) stillSame(pid int, p *proof) (same bool, err error) {
+	if p.pidfd != nil {
+		gone, err := exited(p.pidfd)
+		if err == nil {
+			return !gone, nil
+		}
+		// A pidfd that cannot be used: fall back to the start time.
+	}
+	start, err := r.opts.StartTime(pid)
+	if err != nil {
+		return false, err
+	}
+	return start == p.start, nil
 }
 
 // verifiedEntry is runningEntry with the engine's word checked: the init
@@ -42,14 +100,14 @@ func (r *Resolver) verifiedEntry(ctx context.Context, query string) (*entry, *pr
 	}
 	// The proof may be older than the process now holding the PID: the
 	// init may have exited, and its PID been handed out again, before the
-	// engine's event arrived. One read of /proc/PID/stat tells.
-	start, err := r.opts.StartTime(e.c.PID)
+	// engine's event arrived.
+	same, err := r.stillSame(e.c.PID, p)
 	if err != nil {
 		return nil, nil, processError(e, err)
 	}
-	if start != p.start {
-		err := fmt.Errorf("%w: %s:%s: pid %d was reused (start time %d, verified %d)",
-			engine.ErrNotRunning, e.c.Engine, e.c.ShortID(), e.c.PID, start, p.start)
+	if !same {
+		err := fmt.Errorf("%w: %s:%s: pid %d: the verified process has exited; the pid may be another's now",
+			engine.ErrNotRunning, e.c.Engine, e.c.ShortID(), e.c.PID)
 		if e.warned.CompareAndSwap(false, true) {
 			r.log.Warn("container init pid now belongs to another process; not answering with it",
 				"engine", e.c.Engine, "id", e.c.ID, "pid", e.c.PID)
@@ -78,31 +136,52 @@ func (r *Resolver) verify(e *entry) (p *proof, fresh bool, err error) {
 	case 1:
 		return nil, false, r.refuse(e, "", "is PID 1")
 	}
+	// The pidfd and the start time are taken before the cgroup is read and
+	// checked after, so that the cgroup read is known to be that process's.
+	pidfd := r.openPidfd(pid)
 	before, err := r.opts.StartTime(pid)
 	if err != nil {
+		closeFile(pidfd)
 		return nil, false, processError(e, err)
 	}
+	p = &proof{start: before, pidfd: pidfd}
 	path, err := r.opts.Cgroup(pid)
 	switch {
 	case errors.Is(err, procfs.ErrRootCgroup):
+		closeFile(pidfd)
 		return nil, false, r.refuse(e, "/", "is in the root cgroup")
 	case err != nil:
+		closeFile(pidfd)
 		return nil, false, processError(e, err)
 	}
 	if !engine.CgroupMatches(path, e.c.CgroupMarks()) {
+		closeFile(pidfd)
 		return nil, false, r.refuse(e, path, "is not in the container's cgroup")
 	}
-	after, err := r.opts.StartTime(pid)
+	p.cgroup = path
+	same, err := r.stillSame(pid, p)
+	if err != nil || !same {
+		closeFile(pidfd)
+	}
 	if err != nil {
 		return nil, false, processError(e, err)
 	}
-	if after != before {
-		return nil, false, fmt.Errorf("%w: %s:%s: pid %d was reused while being verified",
+	if !same {
+		return nil, false, fmt.Errorf("%w: %s:%s: pid %d exited while being verified",
 			engine.ErrNotRunning, e.c.Engine, e.c.ShortID(), pid)
 	}
-	p = &proof{cgroup: path, start: before}
-	e.proof.Store(p)
+	if !e.proof.CompareAndSwap(nil, p) {
+		// Another request verified it at the same time; keep one pidfd.
+		closeFile(pidfd)
+		return e.proof.Load(), false, nil
+	}
 	return p, true, nil
+}
+
+func closeFile(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
 }
 
 // refuse logs (once per container and PID) and returns the error for an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -112,6 +113,7 @@ func TestVerifyRule(t *testing.T) {
 				},
 				Hostname:  func(context.Context, int) (string, error) { return "h", nil },
 				StartTime: func(int) (uint64, error) { return 7, nil },
+				NoPidfd:   true,
 			})
 			ctx := context.Background()
 			gotPID, cg, err := r.CgroupPath(ctx, "web")
@@ -258,5 +260,42 @@ func TestByPIDIgnoresUnverifiedInit(t *testing.T) {
 		if c, err := r.ByPID(ctx, pid); !errors.Is(err, engine.ErrNotFound) {
 			t.Errorf("ByPID(%d) = %s, %v; want no container", pid, c.ID, err)
 		}
+	}
+}
+
+// TestVerifyRealProcessExit: with the real /proc readers (and a pidfd, or
+// the start time without one), an init process that exits stops being
+// answered at once, before any engine reports it.
+func TestVerifyRealProcessExit(t *testing.T) {
+	for _, noPidfd := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoPidfd=%v", noPidfd), func(t *testing.T) {
+			cmd := exec.Command("sleep", "600")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			pid := cmd.Process.Pid
+			path, err := procfs.CgroupPath(pid)
+			if err != nil {
+				t.Skipf("cgroup of a child: %v", err)
+			}
+			c := running(idA, pid, "web")
+			c.Cgroups = []string{path}
+			r := New([]engine.Engine{static.New("docker", []engine.Container{c})}, Options{Log: quietLog(), NoPidfd: noPidfd})
+			ctx := context.Background()
+			for range 2 {
+				if got, err := r.PID(ctx, "web"); err != nil || got != pid {
+					t.Fatalf("PID() = %d, %v; want %d", got, err, pid)
+				}
+			}
+			if e, _, _ := r.verifiedEntry(ctx, "web"); e != nil && (e.proof.Load().pidfd == nil) != noPidfd {
+				t.Errorf("pidfd held: %v, want %v", e.proof.Load().pidfd != nil, !noPidfd)
+			}
+			cmd.Process.Kill()
+			cmd.Wait() // reaped: the PID is free for anyone
+			if got, err := r.PID(ctx, "web"); !errors.Is(err, engine.ErrNotRunning) {
+				t.Fatalf("PID() after the init exited = %d, %v; want ErrNotRunning", got, err)
+			}
+		})
 	}
 }
