@@ -55,3 +55,12 @@ func TestStartTimeLive(t *testing.T) {
 		t.Fatalf("StartTime(0) = %v, want ESRCH", err)
 	}
 }
+
+func TestParentPID(t *testing.T) {
+	if got, err := ParentPID("/proc", os.Getpid()); err != nil || got != os.Getppid() {
+		t.Fatalf("ParentPID(self) = %d, %v; want %d", got, err, os.Getppid())
+	}
+	if _, err := ParentPID("/proc", 0); !errors.Is(err, unix.ESRCH) {
+		t.Fatalf("ParentPID(0) = %v; want ESRCH", err)
+	}
+}
