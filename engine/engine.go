@@ -90,6 +90,59 @@ type Container struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Labels are the engine's labels plus the well-known keys above.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Cgroups says where the engine's runtime puts this container in the
+	// cgroup tree, so that the resolver can refuse a PID that is not the
+	// container's before handing it out (see CgroupMatches). Each entry
+	// is one or more whole path components: "docker-<id>.scope",
+	// "lxc.payload.web", "rootd-test/web". Empty means the ID alone.
+	Cgroups []string `json:"cgroups,omitempty"`
+}
+
+// CgroupMarks returns what the init process's cgroup path must contain
+// for the container: its Cgroups, or else its ID.
+func (c Container) CgroupMarks() []string {
+	if len(c.Cgroups) > 0 {
+		return c.Cgroups
+	}
+	return []string{c.ID}
+}
+
+// CgroupMatches reports whether the cgroup path (with or without its
+// leading slash) holds one of marks as whole consecutive components: the
+// process sits in the cgroup a mark names, or below it (systemd inside a
+// container puts its init in <cgroup>/init.scope; Kubernetes and systemd put
+// the runtime's cgroup below slices). "docker/abc" matches mark "abc" but
+// not "ab", and "libpod-conmon-abc.scope" does not match "libpod-abc.scope".
+// An empty mark, or one with an empty component, matches nothing.
+func CgroupMatches(path string, marks []string) bool {
+	for _, m := range marks {
+		if validMark(m) && hasComponents(path, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func validMark(m string) bool {
+	return m != "" && m[0] != '/' && m[len(m)-1] != '/' && !strings.Contains(m, "//")
+}
+
+// hasComponents reports whether m occurs in path bounded by '/' or the
+// ends of path on both sides.
+func hasComponents(path, m string) bool {
+	for from := 0; from+len(m) <= len(path); {
+		i := strings.Index(path[from:], m)
+		if i < 0 {
+			return false
+		}
+		i += from
+		end := i + len(m)
+		if (i == 0 || path[i-1] == '/') && (end == len(path) || path[end] == '/') {
+			return true
+		}
+		from = i + 1
+	}
+	return false
 }
 
 // ShortID is the 12-character abbreviation operators know from docker ps,

@@ -112,3 +112,43 @@ func TestOpenOrdersByPrecedence(t *testing.T) {
 		t.Fatalf("Open order %v, want %v", got, want)
 	}
 }
+
+func TestCgroupMatches(t *testing.T) {
+	tests := []struct {
+		path  string
+		marks []string
+		want  bool
+	}{
+		{"docker/abc", []string{"abc"}, true},
+		{"/docker/abc", []string{"abc"}, true},
+		{"docker/abc/init.scope", []string{"abc"}, true},
+		{"abc", []string{"abc"}, true},
+		{"docker/abcd", []string{"abc"}, false},
+		{"docker/xabc", []string{"abc"}, false},
+		{"docker/ab", []string{"abc"}, false},
+		{"system.slice/docker-abc.scope", []string{"abc", "docker-abc.scope"}, true},
+		{"system.slice/docker-abc.scope", []string{"abc"}, false},
+		{"machine.slice/libpod-conmon-abc.scope", []string{"libpod-abc.scope"}, false},
+		{"rootd-test/web", []string{"rootd-test/web"}, true},
+		{"x/rootd-test/web/y", []string{"rootd-test/web"}, true},
+		{"k8s.io/web", []string{"rootd-test/web"}, false},
+		{"rootd-test/webx", []string{"rootd-test/web"}, false},
+		{"xrootd-test/web", []string{"rootd-test/web"}, false},
+		{"abc/abc", []string{"abc"}, true},
+		{"abcabc/abc", []string{"abc"}, true}, // second occurrence is whole
+		{"", []string{"abc"}, false},
+		{"docker/abc", nil, false},
+		{"docker/abc", []string{""}, false},
+		{"docker/abc", []string{"/abc"}, false},
+		{"docker/abc", []string{"abc/"}, false},
+		{"docker//abc", []string{"docker//abc"}, false},
+	}
+	for _, tt := range tests {
+		if got := CgroupMatches(tt.path, tt.marks); got != tt.want {
+			t.Errorf("CgroupMatches(%q, %q) = %v, want %v", tt.path, tt.marks, got, tt.want)
+		}
+	}
+	if m := (Container{ID: "abc"}).CgroupMarks(); len(m) != 1 || m[0] != "abc" {
+		t.Errorf("default marks = %q, want the ID", m)
+	}
+}

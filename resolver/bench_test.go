@@ -3,10 +3,12 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"testing"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/engine/enginetest"
+	"github.com/rootd-project/rootd/internal/procfs"
 )
 
 // benchResolver indexes n docker containers (and an empty podman engine, so
@@ -61,6 +63,49 @@ func BenchmarkCgroupPathParallel(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkVerifiedRealProc answers PID and CGROUPNAME for a container
+// whose init is a real process, with the real /proc readers: the cost of
+// verification on the hot path once the container and PID are verified
+// (one pidfd_send_signal, or without pidfd one read of /proc/PID/stat).
+func BenchmarkVerifiedRealProc(b *testing.B) {
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	path, err := procfs.CgroupPath(pid)
+	if err != nil {
+		b.Skipf("sleep's cgroup: %v", err)
+	}
+	c := running(id("real"), pid, "real")
+	c.Cgroups = []string{path}
+	ctx := context.Background()
+	for _, noPidfd := range []bool{false, true} {
+		r := New([]engine.Engine{enginetest.NewMemory("docker", []engine.Container{c})}, Options{Log: quietLog(), NoPidfd: noPidfd})
+		mode := "pidfd"
+		if noPidfd {
+			mode = "starttime"
+		}
+		b.Run("PID/"+mode, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.PID(ctx, "real"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("CgroupPath/"+mode, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := r.CgroupPath(ctx, "real"); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

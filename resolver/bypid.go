@@ -64,9 +64,12 @@ func (r *Resolver) byPID(pid int) (*entry, error) {
 		}
 	}
 	// Two containers with one init PID means a stale entry; the cgroup
-	// below decides between them.
+	// below decides between them. So does an init PID that fails
+	// verification: it is not the container's process.
 	if e, out := m.outcome(); out == found {
-		return e, nil
+		if _, _, err := r.verify(e); err == nil {
+			return e, nil
+		}
 	}
 
 	path, err := r.opts.Cgroup(pid)

@@ -64,7 +64,9 @@ func TestMissRefreshesOnce(t *testing.T) {
 func TestConcurrentMissesShareOneList(t *testing.T) {
 	docker := enginetest.NewMemory("docker", nil)
 	g := newGated(docker)
-	r := newTestResolver(t, nil, g)
+	proc := newFakeProc()
+	proc.setCgroup(100, "docker/"+idA)
+	r := newTestResolver(t, proc, g)
 	ctx := context.Background()
 
 	// Every request arrived before any List began (same token), so one List
@@ -92,7 +94,9 @@ func TestConcurrentMissesShareOneList(t *testing.T) {
 func TestMissDuringListWaitsForANewerList(t *testing.T) {
 	docker := enginetest.NewMemory("docker", nil)
 	g := newGated(docker)
-	r := newTestResolver(t, nil, g)
+	proc := newFakeProc()
+	proc.setCgroup(100, "docker/"+idA)
+	r := newTestResolver(t, proc, g)
 	ctx := context.Background()
 	waiting := make(chan uint64, 8)
 	r.testHookWait = func(seq uint64) { waiting <- seq }
@@ -132,7 +136,9 @@ func idN() string { return id("new container") }
 func TestNotRunningRelistsItsEngine(t *testing.T) {
 	docker := enginetest.NewMemory("docker", []engine.Container{stopped(idA, "web")})
 	podman := enginetest.NewMemory("podman", nil)
-	r := newTestResolver(t, nil, docker, podman)
+	proc := newFakeProc()
+	proc.setCgroup(42, "docker/"+idA)
+	r := newTestResolver(t, proc, docker, podman)
 	ctx := context.Background()
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -448,7 +454,9 @@ func TestRunFollowsEngines(t *testing.T) {
 func TestFirstQueryJoinsInitialList(t *testing.T) {
 	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 100, "web")})
 	g := newGated(docker)
-	r := newTestResolver(t, nil, g)
+	proc := newFakeProc()
+	proc.setCgroup(100, "docker/"+idA)
+	r := newTestResolver(t, proc, g)
 	ctx := context.Background()
 	initial := make(chan error, 1)
 	go func() { initial <- r.Refresh(ctx) }() // as Run begins

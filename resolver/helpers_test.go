@@ -37,6 +37,12 @@ func stopped(idStr string, names ...string) engine.Container {
 	return engine.Container{ID: idStr, Names: names, State: engine.StateStopped}
 }
 
+// inCgroup sets what the engine says of c's cgroup.
+func inCgroup(c engine.Container, marks ...string) engine.Container {
+	c.Cgroups = marks
+	return c
+}
+
 func withPod(c engine.Container, ns, pod, ctr string) engine.Container {
 	c.Labels = map[string]string{
 		engine.LabelPodNamespace:  ns,
@@ -46,16 +52,44 @@ func withPod(c engine.Container, ns, pod, ctr string) engine.Container {
 	return c
 }
 
-// fakeProc stands in for /proc: cgroup paths and hostnames by PID.
+// fakeProc stands in for /proc: cgroup paths, hostnames and start times by
+// PID. A process exists when it has a cgroup or a hostname; its start time
+// is 1 unless set.
 type fakeProc struct {
 	mu          sync.Mutex
 	cgroups     map[int]string
 	hostnames   map[int]string
+	starts      map[int]uint64
 	cgroupReads atomic.Int64
 }
 
 func newFakeProc() *fakeProc {
-	return &fakeProc{cgroups: map[int]string{}, hostnames: map[int]string{}}
+	return &fakeProc{cgroups: map[int]string{}, hostnames: map[int]string{}, starts: map[int]uint64{}}
+}
+
+func (f *fakeProc) setStart(pid int, start uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starts[pid] = start
+}
+
+func (f *fakeProc) startTime(pid int) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s, ok := f.starts[pid]; ok {
+		return s, nil
+	}
+	_, cg := f.cgroups[pid]
+	_, host := f.hostnames[pid]
+	if !cg && !host {
+		return 0, unix.ESRCH
+	}
+	return 1, nil
+}
+
+// options is the resolver configuration reading f instead of /proc.
+func (f *fakeProc) options() Options {
+	return Options{Log: quietLog(), Cgroup: f.cgroup, Hostname: f.hostname, StartTime: f.startTime, NoPidfd: true}
 }
 
 func (f *fakeProc) setCgroup(pid int, path string) {
@@ -114,7 +148,7 @@ func newTestResolver(t testing.TB, proc *fakeProc, engines ...engine.Engine) *Re
 	if proc == nil {
 		proc = newFakeProc()
 	}
-	return New(engines, Options{Log: quietLog(), Cgroup: proc.cgroup, Hostname: proc.hostname})
+	return New(engines, proc.options())
 }
 
 // gated wraps a memory engine so that a test can hold List calls: each call

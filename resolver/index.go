@@ -9,13 +9,17 @@ import (
 )
 
 // entry is one container in an index. Entries are immutable except for the
-// cgroup cache, so readers share them without locks.
+// verification cache, so readers share them without locks.
 type entry struct {
 	c engine.Container
-	// cgroup caches the init process's cgroup path once read from /proc.
-	// A container's init does not change cgroup while it lives, and a new
-	// init (restart) makes a new PID and so a new entry without the cache.
-	cgroup atomic.Pointer[string]
+	// proof caches the verified init process's cgroup path and start time
+	// (see verify). A container's init does not change cgroup while it
+	// lives, and a new init (restart) makes a new PID and so a new entry
+	// without the cache.
+	proof atomic.Pointer[proof]
+	// warned is set once a verification failure of this container and PID
+	// has been logged.
+	warned atomic.Bool
 }
 
 // entryKey identifies a container within one engine. IDs are unique only
@@ -38,14 +42,16 @@ func (e *entry) same(o *entry) bool {
 // running reports whether the container has an init process to inspect.
 func (e *entry) running() bool { return e.c.State.HasProcess() && e.c.PID > 0 }
 
-// newEntry makes the entry for c, carrying over the cgroup cache from the
-// entry it replaces when the init process is the same one.
+// newEntry makes the entry for c, carrying over the verification cache
+// from the entry it replaces when the init PID and what the engine says of
+// its cgroup are the same.
 func newEntry(c engine.Container, old *entry) *entry {
 	e := &entry{c: c}
-	if old != nil && old.c.PID == c.PID && c.PID > 0 {
-		if p := old.cgroup.Load(); p != nil {
-			e.cgroup.Store(p)
+	if old != nil && old.c.PID == c.PID && c.PID > 0 && slices.Equal(old.c.CgroupMarks(), c.CgroupMarks()) {
+		if p := old.proof.Load(); p != nil {
+			e.proof.Store(p)
 		}
+		e.warned.Store(old.warned.Load())
 	}
 	return e
 }

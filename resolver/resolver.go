@@ -72,6 +72,12 @@ type Options struct {
 	// Hostname returns the hostname seen by a process (procfs.Hostname if
 	// nil).
 	Hostname func(ctx context.Context, pid int) (string, error)
+	// StartTime returns a process's start time (procfs.StartTime if nil),
+	// to tell a verified init process from a later one with its PID.
+	StartTime func(pid int) (uint64, error)
+	// NoPidfd keeps verified init processes by start time only, not also
+	// by pidfd (for tests whose PIDs are not real processes).
+	NoPidfd bool
 }
 
 // Resolver finds containers across engines. Its methods are safe for
@@ -116,6 +122,9 @@ func New(engines []engine.Engine, opts Options) *Resolver {
 	if opts.Hostname == nil {
 		opts.Hostname = procfs.Hostname
 	}
+	if opts.StartTime == nil {
+		opts.StartTime = procfs.StartTime
+	}
 	r := &Resolver{opts: opts, log: opts.Log, byName: map[string]*engineState{}, ready: make(chan struct{})}
 	for _, e := range engines {
 		name := e.Name()
@@ -146,9 +155,10 @@ func (r *Resolver) Resolve(ctx context.Context, query string) (engine.Container,
 }
 
 // PID returns the host PID of the init process of the container a query
-// names; a container without one gives engine.ErrNotRunning.
+// names; a container without one gives engine.ErrNotRunning, and so does
+// one whose init PID fails verification (see ErrUnverified).
 func (r *Resolver) PID(ctx context.Context, query string) (int, error) {
-	e, err := r.runningEntry(ctx, query)
+	e, _, err := r.verifiedEntry(ctx, query)
 	if err != nil {
 		return 0, err
 	}
@@ -161,22 +171,18 @@ func (r *Resolver) PID(ctx context.Context, query string) (int, error) {
 // keeps the two consistent. The path is read once per init process and
 // then cached.
 func (r *Resolver) CgroupPath(ctx context.Context, query string) (int, string, error) {
-	e, err := r.runningEntry(ctx, query)
+	e, p, err := r.verifiedEntry(ctx, query)
 	if err != nil {
 		return 0, "", err
 	}
-	path, err := r.entryCgroup(e)
-	if err != nil {
-		return 0, "", processError(e, err)
-	}
-	return e.c.PID, path, nil
+	return e.c.PID, p.cgroup, nil
 }
 
 // Hostname returns the init PID and the hostname in the UTS namespace of
 // the container a query names. The hostname is read afresh every time:
 // containers may change it.
 func (r *Resolver) Hostname(ctx context.Context, query string) (int, string, error) {
-	e, err := r.runningEntry(ctx, query)
+	e, _, err := r.verifiedEntry(ctx, query)
 	if err != nil {
 		return 0, "", err
 	}
@@ -196,18 +202,14 @@ func processError(e *entry, err error) error {
 	return fmt.Errorf("%s:%s (pid %d): %w", e.c.Engine, e.c.ShortID(), e.c.PID, err)
 }
 
-// entryCgroup returns the container's cgroup path, from the cache if it has
-// been read before.
+// entryCgroup returns the cgroup path of the container's verified init
+// process, read once per init process.
 func (r *Resolver) entryCgroup(e *entry) (string, error) {
-	if p := e.cgroup.Load(); p != nil {
-		return *p, nil
-	}
-	path, err := r.opts.Cgroup(e.c.PID)
+	p, _, err := r.verify(e)
 	if err != nil {
 		return "", err
 	}
-	e.cgroup.Store(&path)
-	return path, nil
+	return p.cgroup, nil
 }
 
 // runningEntry resolves query to a container that has an init process. A

@@ -13,7 +13,6 @@ import (
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/engine/enginetest"
-	"github.com/rootd-project/rootd/internal/procfs"
 )
 
 func hexID(prefix, fill string) string { return prefix + strings.Repeat(fill, 64-len(prefix)) }
@@ -166,6 +165,8 @@ func TestPIDCgroupHostname(t *testing.T) {
 	proc := newFakeProc()
 	proc.setCgroup(100, "docker/"+idA)
 	proc.hostnames[100] = "web-host"
+	proc.setCgroup(101, "docker/"+idB)
+	proc.hostnames[101] = "paused-host"
 	proc.setCgroup(300, "")           // root cgroup
 	proc.hostnames[301] = "gone-soon" // no cgroup entry: ESRCH
 	docker := enginetest.NewMemory("docker", []engine.Container{
@@ -190,12 +191,14 @@ func TestPIDCgroupHostname(t *testing.T) {
 		hostErr error
 	}{
 		{query: "web", pid: 100, cgroup: "docker/" + idA, host: "web-host"},
-		{query: "paused", pid: 101, cgErr: engine.ErrNotRunning, hostErr: engine.ErrNotRunning},
+		{query: "paused", pid: 101, cgroup: "docker/" + idB, host: "paused-host"},
 		{query: "restarting", pidErr: engine.ErrNotRunning, cgErr: engine.ErrNotRunning, hostErr: engine.ErrNotRunning},
 		{query: "nopid", pidErr: engine.ErrNotRunning, cgErr: engine.ErrNotRunning, hostErr: engine.ErrNotRunning},
 		{query: "stopped", pidErr: engine.ErrNotRunning, cgErr: engine.ErrNotRunning, hostErr: engine.ErrNotRunning},
-		{query: "rootcg", pid: 300, cgErr: procfs.ErrRootCgroup, hostErr: engine.ErrNotRunning},
-		{query: "vanished", pid: 301, cgErr: engine.ErrNotRunning, host: "gone-soon"},
+		// An init in the root cgroup is in no container's cgroup.
+		{query: "rootcg", pidErr: ErrUnverified, cgErr: ErrUnverified, hostErr: ErrUnverified},
+		// An init whose cgroup cannot be read cannot be verified.
+		{query: "vanished", pidErr: engine.ErrNotRunning, cgErr: engine.ErrNotRunning, hostErr: engine.ErrNotRunning},
 		{query: "nosuch", pidErr: engine.ErrNotFound, cgErr: engine.ErrNotFound, hostErr: engine.ErrNotFound},
 		{query: "", pidErr: engine.ErrInvalidName, cgErr: engine.ErrInvalidName, hostErr: engine.ErrInvalidName},
 	}
@@ -220,7 +223,7 @@ func TestPIDCgroupHostname(t *testing.T) {
 func TestCgroupPathIsCachedPerInitProcess(t *testing.T) {
 	proc := newFakeProc()
 	proc.setCgroup(100, "docker/"+idA)
-	proc.setCgroup(150, "docker/"+idA+"-restarted")
+	proc.setCgroup(150, "docker/"+idA+"/restarted")
 	docker := enginetest.NewMemory("docker", []engine.Container{running(idA, 100, "web")})
 	r := newTestResolver(t, proc, docker)
 	ctx := context.Background()
@@ -246,7 +249,7 @@ func TestCgroupPathIsCachedPerInitProcess(t *testing.T) {
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, cg, err := r.CgroupPath(ctx, "web"); err != nil || cg != "docker/"+idA+"-restarted" {
+	if _, cg, err := r.CgroupPath(ctx, "web"); err != nil || cg != "docker/"+idA+"/restarted" {
 		t.Fatalf("CgroupPath() after restart = %q, %v", cg, err)
 	}
 }
@@ -264,10 +267,10 @@ func TestByPID(t *testing.T) {
 	proc.setCgroup(600, "shared/cg/child")
 	docker := enginetest.NewMemory("docker", []engine.Container{
 		running(idA, 100, "web"),
-		running(idB, 101, "one"),
+		inCgroup(running(idB, 101, "one"), "shared/cg"),
 		running(idK1, 999, "no-cgroup"), // its init has gone: left out of the map
 	})
-	podman := enginetest.NewMemory("podman", []engine.Container{running(idE, 200, "two")})
+	podman := enginetest.NewMemory("podman", []engine.Container{inCgroup(running(idE, 200, "two"), "shared/cg")})
 	r := newTestResolver(t, proc, docker, podman)
 	ctx := context.Background()
 
@@ -365,7 +368,11 @@ func TestSameIDInTwoNamespaces(t *testing.T) {
 		inNS("k8s.io", running("ctr1", 401)),
 		inNS("rootd-test", running("solo", 402)),
 	})
-	r := newTestResolver(t, nil, ctr)
+	proc := newFakeProc()
+	proc.setCgroup(400, "rootd-test/ctr1")
+	proc.setCgroup(401, "k8s.io/ctr1")
+	proc.setCgroup(402, "rootd-test/solo")
+	r := newTestResolver(t, proc, ctr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -515,5 +516,29 @@ func TestWatchLosingOneOfTwoDaemons(t *testing.T) {
 	bStream.errs <- errors.New("daemon b exited")
 	if ev := <-events; ev.Kind != engine.Resync {
 		t.Fatalf("event after losing b = %v, want resync", ev.Kind)
+	}
+}
+
+func TestCgroupMarks(t *testing.T) {
+	hex := strings.Repeat("0f", 32)
+	tests := []struct {
+		ns, id, path string
+		want         bool
+	}{
+		{"rootd-test", "web", "rootd-test/web", true},
+		{"rootd-test", "web", "k8s.io/web", false},
+		{"rootd-test", "web", "other/web", false}, // a short chosen ID alone is not enough
+		{"k8s.io", hex, "kubepods.slice/kubepods-pod1.slice/cri-containerd-" + hex + ".scope", true},
+		{"k8s.io", hex, "kubepods/besteffort/pod1/" + hex, true},
+		{"default", hex, "system.slice/nerdctl-" + hex + ".scope", true},
+		{"k8s.io", hex, "system.slice/containerd.service", false},
+	}
+	for _, tt := range tests {
+		if got := engine.CgroupMatches(tt.path, cgroupMarks(tt.ns, tt.id)); got != tt.want {
+			t.Errorf("%s/%s in %s: %v, want %v", tt.ns, tt.id, tt.path, got, tt.want)
+		}
+	}
+	if c := toContainer("rootd-test", record{ID: "web"}, nil); len(c.Cgroups) == 0 {
+		t.Error("toContainer states no cgroup marks")
 	}
 }

@@ -36,7 +36,36 @@ func toContainer(namespace string, r record, t *taskState) engine.Container {
 		State:     state,
 		Namespace: namespace,
 		Labels:    maps.Clone(r.Labels),
+		Cgroups:   cgroupMarks(namespace, r.ID),
 	}
+}
+
+// cgroupMarks says where containerd's clients put a container's processes
+// (see engine.Container.Cgroups): <namespace>/<id> by default (ctr run,
+// nerdctl with cgroupfs), cri-containerd-<id>.scope (CRI, systemd driver:
+// kubepods.slice/...), nerdctl-<id>.scope (nerdctl, systemd), and, for IDs
+// of 64 hex digits only, the ID alone (CRI, cgroupfs driver:
+// /kubepods/.../<id>): a short chosen ID such as "web" alone would match
+// too much. A client that sets another cgroupsPath (ctr run --cgroup)
+// makes the container fail verification.
+func cgroupMarks(namespace, id string) []string {
+	marks := []string{namespace + "/" + id, "cri-containerd-" + id + ".scope", "nerdctl-" + id + ".scope"}
+	if isGeneratedID(id) {
+		marks = append(marks, id)
+	}
+	return marks
+}
+
+func isGeneratedID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !('0' <= id[i] && id[i] <= '9' || 'a' <= id[i] && id[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // stateOf maps a task onto rootd's states. Only a running or paused task has

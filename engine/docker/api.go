@@ -69,11 +69,12 @@ func (e *apiEngine) List(ctx context.Context) ([]engine.Container, error) {
 	for i, s := range res.Items {
 		names := containerNames(s.Names)
 		out[i] = engine.Container{
-			Engine: Name,
-			ID:     s.ID,
-			Names:  names,
-			State:  stateFromStatus(string(s.State)),
-			Labels: withK8sLabels(s.Labels, names),
+			Engine:  Name,
+			ID:      s.ID,
+			Names:   names,
+			State:   stateFromStatus(string(s.State)),
+			Labels:  withK8sLabels(s.Labels, names),
+			Cgroups: cgroupMarks(s.ID),
 		}
 		if out[i].State == engine.StateStopped {
 			continue
@@ -144,7 +145,7 @@ func (e *apiEngine) inspect(ctx context.Context, id string) (engine.Container, e
 }
 
 func fromInspect(in container.InspectResponse) engine.Container {
-	c := engine.Container{Engine: Name, ID: in.ID, State: engine.StateStopped}
+	c := engine.Container{Engine: Name, ID: in.ID, State: engine.StateStopped, Cgroups: cgroupMarks(in.ID)}
 	c.Names = containerNames([]string{in.Name})
 	if in.State != nil {
 		if in.State.Status != "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,13 +13,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/procfs"
+	"github.com/rootd-project/rootd/internal/safefile"
 )
 
 // Docker's per-container state files: config.v2.json since Docker 1.10,
@@ -65,13 +64,19 @@ type diskConfig struct {
 // cannot be read or parsed is skipped with a warning; only a missing or
 // unreadable directory fails, with engine.ErrUnavailable.
 func (r *diskReader) list(ctx context.Context) ([]engine.Container, error) {
-	// All reads go through root, so no path (and no symlink) leads outside
-	// the configured directory.
+	// The listing goes through root and every file read through
+	// internal/safefile from dir, so no path (and no symlink) leads
+	// outside the configured directory.
 	root, err := os.OpenRoot(r.dir)
 	if err != nil {
 		return nil, fmt.Errorf("docker state directory: %w: %w", engine.ErrUnavailable, err)
 	}
 	defer root.Close()
+	dir, err := os.Open(r.dir)
+	if err != nil {
+		return nil, fmt.Errorf("docker state directory: %w: %w", engine.ErrUnavailable, err)
+	}
+	defer dir.Close()
 	entries, err := fs.ReadDir(root.FS(), "containers")
 	if err != nil {
 		return nil, fmt.Errorf("docker state directory %s: %w: %w", r.dir, engine.ErrUnavailable, err)
@@ -92,7 +97,7 @@ func (r *diskReader) list(ctx context.Context) ([]engine.Container, error) {
 				if strings.HasPrefix(entries[i].Name(), ".") {
 					continue
 				}
-				found[i], usable[i] = r.readContainer(root, entries[i].Name())
+				found[i], usable[i] = r.readContainer(dir, entries[i].Name())
 			}
 		})
 	}
@@ -111,9 +116,9 @@ func (r *diskReader) list(ctx context.Context) ([]engine.Container, error) {
 
 // readContainer reads containers/<dirName>. ok is false when the directory
 // holds no usable container; the reason is logged.
-func (r *diskReader) readContainer(root *os.Root, dirName string) (c engine.Container, ok bool) {
+func (r *diskReader) readContainer(top *os.File, dirName string) (c engine.Container, ok bool) {
 	dir := path.Join("containers", dirName)
-	data, file, err := readConfig(root, dir)
+	data, file, err := readConfig(top, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// Being created or removed right now, or not a container.
@@ -142,6 +147,8 @@ func (r *diskReader) readContainer(root *os.Root, dirName string) (c engine.Cont
 		Names:  containerNames([]string{cfg.Name}),
 		PID:    max(cfg.State.Pid, 0),
 		State:  stateFromFlags(cfg.State.Running, cfg.State.Paused, cfg.State.Restarting),
+		// The resolver verifies these, on-disk mode included.
+		Cgroups: cgroupMarks(id),
 	}
 	if cfg.Config != nil {
 		c.Labels = cfg.Config.Labels
@@ -169,13 +176,25 @@ func (r *diskReader) verify(c *engine.Container) {
 	}
 	if c.PID > 0 && isFullID(c.ID) {
 		lines, err := procfs.ReadCgroupLines(r.procRoot, c.PID)
-		if err == nil && procfs.AnyPathContains(lines, c.ID) {
+		if err == nil && anyLineMatches(lines, c.Cgroups) {
 			return
 		}
 	}
 	r.log.Debug("docker: recorded process is gone; reporting the container stopped",
 		"id", c.ID, "pid", c.PID)
 	c.State = engine.StateStopped
+}
+
+// anyLineMatches reports whether the cgroup path of some hierarchy holds
+// one of marks (engine.CgroupMatches); the resolver checks the hierarchy
+// it answers with again before handing the PID out.
+func anyLineMatches(lines []procfs.CgroupLine, marks []string) bool {
+	for _, l := range lines {
+		if engine.CgroupMatches(l.Path, marks) {
+			return true
+		}
+	}
+	return false
 }
 
 // isFullID reports whether id is a 64-hex-digit Docker ID, long enough that
@@ -193,42 +212,17 @@ func isFullID(id string) bool {
 }
 
 // readConfig returns the contents and base name of dir's config.v2.json,
-// or of its legacy config.json when there is no config.v2.json.
-func readConfig(root *os.Root, dir string) ([]byte, string, error) {
-	data, err := readRegular(root, path.Join(dir, configV2))
+// or of its legacy config.json when there is no config.v2.json. Each must
+// be a regular file of at most maxConfigSize bytes, reached from top
+// without leaving it (internal/safefile: the file itself is never a
+// symlink; FIFOs and devices are refused without blocking).
+func readConfig(top *os.File, dir string) ([]byte, string, error) {
+	data, err := safefile.ReadFileIn(top, path.Join(dir, configV2), maxConfigSize)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return data, configV2, err
 	}
-	data, err = readRegular(root, path.Join(dir, configLegacy))
+	data, err = safefile.ReadFileIn(top, path.Join(dir, configLegacy), maxConfigSize)
 	return data, configLegacy, err
-}
-
-// readRegular reads a regular file of at most maxConfigSize bytes.
-func readRegular(root *os.Root, name string) ([]byte, error) {
-	// O_NONBLOCK: opening a FIFO planted in place of the file must not hang.
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", name, st.Mode().Type())
-	}
-	if st.Size() > maxConfigSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d a container config may have", name, st.Size(), maxConfigSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxConfigSize {
-		return nil, fmt.Errorf("%s: grew beyond %d bytes while being read", name, maxConfigSize)
-	}
-	return data, nil
 }
 
 // diskEngine serves a Docker state directory as the only truth.

@@ -232,6 +232,7 @@ const (
 	idB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 	idC = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 	idD = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+	idE = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
 )
 
 func TestCorruptConfigSkipsOnlyThatContainer(t *testing.T) {
@@ -333,17 +334,22 @@ func TestSymlinksOutsideAreNotFollowed(t *testing.T) {
 	if err := os.Symlink(filepath.Join(outside, configV2), filepath.Join(root, "containers", idC, configV2)); err != nil {
 		t.Fatal(err)
 	}
-	// A symlink that stays inside the configured directory is followed.
-	if err := os.MkdirAll(filepath.Join(root, "spare"), 0o700); err != nil {
+	// A container directory that is a symlink staying inside the
+	// configured directory is followed...
+	if err := os.MkdirAll(filepath.Join(root, "spare", "d"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "spare", "d.json"), []byte(configJSON(idD, "relative-link", true, false, false, 4)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "spare", "d", configV2), []byte(configJSON(idD, "relative-link", true, false, false, 4)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(root, "containers", idD), 0o700); err != nil {
+	if err := os.Symlink("../spare/d", filepath.Join(root, "containers", idD)); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("../../spare/d.json", filepath.Join(root, "containers", idD, configV2)); err != nil {
+	// ...but a config file is never a symlink, even one inside.
+	if err := os.MkdirAll(filepath.Join(root, "containers", idE), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../spare/d/"+configV2, filepath.Join(root, "containers", idE, configV2)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -364,7 +370,10 @@ func TestSymlinksOutsideAreNotFollowed(t *testing.T) {
 	if c, ok := got[idD]; !ok || !slices.Equal(c.Names, []string{"relative-link"}) {
 		t.Errorf("symlink inside the directory not followed: %+v", cs)
 	}
-	if !strings.Contains(logs.String(), idB) || !strings.Contains(logs.String(), idC) {
+	if _, ok := got[idE]; ok {
+		t.Errorf("a config file that is a symlink was followed: %+v", got[idE])
+	}
+	if !strings.Contains(logs.String(), idB) || !strings.Contains(logs.String(), idC) || !strings.Contains(logs.String(), idE) {
 		t.Errorf("escaping symlinks not reported:\n%s", logs)
 	}
 }

@@ -181,3 +181,11 @@ func withK8sLabels(labels map[string]string, names []string) map[string]string {
 	}
 	return out
 }
+
+// cgroupMarks says where Docker puts a container's processes (see
+// engine.Container.Cgroups): a cgroup named by the ID (cgroupfs driver:
+// /docker/<id>, Kubernetes /kubepods/.../<id>) or the systemd scope
+// docker-<id>.scope (systemd driver: system.slice/, kubepods.slice/...).
+func cgroupMarks(id string) []string {
+	return []string{id, "docker-" + id + ".scope"}
+}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rootd-project/rootd/engine"
@@ -177,3 +178,20 @@ func TestBadHost(t *testing.T) {
 
 var _ engine.Watcher = (*apiEngine)(nil)
 var _ engine.Watcher = (*diskEngine)(nil)
+
+func TestCgroupMarks(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	for path, want := range map[string]bool{
+		"docker/" + id:                                   true,
+		"system.slice/docker-" + id + ".scope":           true,
+		"kubepods/burstable/pod1/" + id:                  true,
+		"kubepods.slice/x.slice/docker-" + id + ".scope": true,
+		"docker/" + id[:12]:                              false,
+		"system.slice/containerd.service":                false,
+		"machine.slice/libpod-" + id + ".scope":          false,
+	} {
+		if got := engine.CgroupMatches(path, cgroupMarks(id)); got != want {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+}

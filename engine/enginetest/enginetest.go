@@ -212,8 +212,9 @@ func (c *checker) checkContainers(rule string, cs []engine.Container) {
 }
 
 // checkProcess checks a live container's PID against /proc: it exists, it
-// is neither this process nor the host's init, and its cgroup path names
-// the container's ID, as the resolver's answers will.
+// is neither this process nor the host's init, and one of its cgroup paths
+// holds one of the container's cgroup marks, which is what the resolver
+// verifies before it answers with the PID.
 func (c *checker) checkProcess(rule string, ct engine.Container) {
 	if ct.PID == 1 || ct.PID == os.Getpid() {
 		c.fail(rule, "container %s: PID %d is the host's init or the test itself", ct.ID, ct.PID)
@@ -224,9 +225,12 @@ func (c *checker) checkProcess(rule string, ct engine.Container) {
 		c.fail(rule, "container %s: PID %d: %v", ct.ID, ct.PID, err)
 		return
 	}
-	if !procfs.AnyPathContains(lines, ct.ID) {
-		c.fail(rule, "container %s: PID %d's cgroups %v do not name the container", ct.ID, ct.PID, lines)
+	for _, l := range lines {
+		if engine.CgroupMatches(l.Path, ct.CgroupMarks()) {
+			return
+		}
 	}
+	c.fail(rule, "container %s: PID %d's cgroups %v hold none of its cgroup marks %q", ct.ID, ct.PID, lines, ct.CgroupMarks())
 }
 
 // checkAbsent checks that an engine whose runtime is not there says so with

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/rootd-project/rootd/engine"
 )
 
 // fakeCgroups builds a /proc and cgroup mounts in dir: a v1 freezer
@@ -100,5 +102,20 @@ func TestContainerCgroupParents(t *testing.T) {
 	want := []string{f.unified, f.freezer}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestCgroupMarks(t *testing.T) {
+	for path, want := range map[string]bool{
+		"lxc.payload.web":            true,
+		"lxc.payload.web/init.scope": true,
+		"lxc/web":                    true,
+		"lxc.monitor.web":            false,
+		"lxc.payload.web2":           false,
+		"lxc.payload.we":             false,
+	} {
+		if got := engine.CgroupMatches(path, cgroupMarks("web")); got != want {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
 	}
 }

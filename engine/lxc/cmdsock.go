@@ -65,6 +65,13 @@ func (s lxcState) String() string {
 // is not running (this is how LXC itself decides that it is stopped).
 var errNoMonitor = errors.New("no lxc monitor listening")
 
+// errUntrustedMonitor means the command socket's listener is not root
+// (nor the owner of the LXC path). Abstract socket names belong to whoever
+// binds them first, so any local user can bind the name of a container
+// whose monitor is not running and answer for it: its answers are not
+// read.
+var errUntrustedMonitor = errors.New("lxc command socket is not served by root or the lxc path's owner")
+
 // commandSocketName is the abstract socket name (with Go's leading "@")
 // that lxc-start listens on, computed as LXC's lxc_make_abstract_socket_name
 // does.
@@ -83,6 +90,37 @@ type commandClient struct {
 	// timeout bounds one command: a monitor that is starting or stopping
 	// accepts connections before (or after) it serves them.
 	timeout time.Duration
+	// trusted says whether a listener running as uid may answer; nil
+	// trusts root only.
+	trusted func(uid uint32) bool
+}
+
+// trusts reports whether the listener's uid may answer.
+func (c commandClient) trusts(uid uint32) bool {
+	if c.trusted == nil {
+		return uid == 0
+	}
+	return c.trusted(uid)
+}
+
+// peerUID returns the uid the listener at the other end of conn had when
+// it called listen(2) (SO_PEERCRED), which the listener cannot forge.
+func peerUID(conn *net.UnixConn) (uint32, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return cred.Uid, nil
 }
 
 // query sends one command and returns the response header fields.
@@ -99,6 +137,15 @@ func (c commandClient) query(ctx context.Context, socket string, cmd int32) (ret
 	}
 	uc := conn.(*net.UnixConn)
 	defer uc.Close()
+	// Nothing is sent, not even our credentials, to a listener we do not
+	// trust.
+	uid, err := peerUID(uc)
+	if err != nil {
+		return 0, 0, fmt.Errorf("credentials of %s: %w", socket, err)
+	}
+	if !c.trusts(uid) {
+		return 0, 0, fmt.Errorf("%s: listener uid %d: %w", socket, uid, errUntrustedMonitor)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		uc.SetDeadline(dl)
 	}

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rootd-project/rootd/engine"
 )
 
 func TestCommandSocketName(t *testing.T) {
@@ -149,5 +153,90 @@ func TestCommandClient(t *testing.T) {
 	cancel()
 	if _, err := c.state(cancelled, sock("up")); err == nil {
 		t.Error("state with a cancelled context succeeded")
+	}
+}
+
+// TestUntrustedListener: a listener whose uid the policy does not trust
+// gets nothing sent, and its answers are not read. (The fake monitor runs
+// as root here; the policy stands in for one that is not root.)
+func TestUntrustedListener(t *testing.T) {
+	lxcpath := t.TempDir()
+	m := startFakeMonitor(t, lxcpath, "squat", monitorAnswer{state: lxcRunning, pid: 1})
+	sock := commandSocketName(lxcpath, "squat")
+	ctx := context.Background()
+	distrust := commandClient{timeout: 300 * time.Millisecond, trusted: func(uid uint32) bool { return uid == 4242 }}
+	if st, err := distrust.state(ctx, sock); !errors.Is(err, errUntrustedMonitor) {
+		t.Errorf("state() = %v, %v; want errUntrustedMonitor", st, err)
+	}
+	if pid, err := distrust.initPID(ctx, sock); !errors.Is(err, errUntrustedMonitor) {
+		t.Errorf("initPID() = %v, %v; want errUntrustedMonitor", pid, err)
+	}
+	if got := m.received(); len(got) != 0 {
+		t.Errorf("commands sent to an untrusted listener: %v", got)
+	}
+	// The default trusts root.
+	if pid, err := (commandClient{timeout: 300 * time.Millisecond}).initPID(ctx, sock); err != nil || pid != 1 {
+		t.Errorf("initPID() with the default policy = %d, %v", pid, err)
+	}
+}
+
+func TestTrustedMonitor(t *testing.T) {
+	lxcpath := t.TempDir()
+	must(t, os.Chown(lxcpath, 1234, 1234))
+	e := &Engine{lxcpath: lxcpath}
+	for uid, want := range map[uint32]bool{0: true, 1234: true, 65534: false, 1000: false} {
+		if got := e.trustedMonitor(uid); got != want {
+			t.Errorf("trustedMonitor(%d) = %v, want %v", uid, got, want)
+		}
+	}
+	e.lxcpath = filepath.Join(lxcpath, "missing")
+	if e.trustedMonitor(1234) || !e.trustedMonitor(0) {
+		t.Error("a missing lxc path must trust root only")
+	}
+}
+
+// TestListIgnoresUntrustedMonitor: a container whose command socket is
+// served by someone untrusted is answered from its cgroup: stopped when
+// it has no processes, else the process whose parent is outside it.
+func TestListIgnoresUntrustedMonitor(t *testing.T) {
+	cg := newFakeCgroups(t)
+	lxcpath := t.TempDir()
+	mkContainer(t, lxcpath, "squat", "")
+	mkContainer(t, lxcpath, "lost", "")
+	// lost: init 200 (parent 150, its monitor, outside), 201 and 202 below
+	// it, one in a child cgroup (systemd's init.scope).
+	cg.process("200", "lost", "", "0")
+	stat := func(pid, ppid string) string {
+		return pid + " (x) S " + ppid + " 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n"
+	}
+	cg.write(filepath.Join(cg.proc, "200", "stat"), stat("200", "150"))
+	cg.write(filepath.Join(cg.proc, "201", "stat"), stat("201", "200"))
+	cg.write(filepath.Join(cg.proc, "202", "stat"), stat("202", "201"))
+	cg.write(filepath.Join(cg.unified, "lxc.payload.lost", "cgroup.procs"), "200\n201\n")
+	cg.write(filepath.Join(cg.unified, "lxc.payload.lost", "init.scope", "cgroup.procs"), "202\n")
+	mSquat := startFakeMonitor(t, lxcpath, "squat", monitorAnswer{state: lxcRunning, pid: 1})
+	mLost := startFakeMonitor(t, lxcpath, "lost", monitorAnswer{state: lxcRunning, pid: 1})
+
+	e := testEngine(t, lxcpath, cg.proc)
+	e.commands.trusted = func(uid uint32) bool { return uid == 4242 }
+	cs, err := e.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byName(t, cs)
+	if c := got["squat"]; c.State != engine.StateStopped || c.PID != 0 {
+		t.Errorf("squat: %s pid %d; want stopped, 0", c.State, c.PID)
+	}
+	if c := got["lost"]; c.State != engine.StateRunning || c.PID != 200 {
+		t.Errorf("lost: %s pid %d; want running 200 (from its cgroup)", c.State, c.PID)
+	}
+	if n := len(mSquat.received()) + len(mLost.received()); n != 0 {
+		t.Errorf("%d commands sent to untrusted listeners", n)
+	}
+	// Two processes whose parents are outside: no answer.
+	cg.write(filepath.Join(cg.proc, "201", "stat"), stat("201", "1"))
+	cs, _ = e.List(context.Background())
+	if c := byName(t, cs)["lost"]; c.State != engine.StateStopped {
+		t.Errorf("lost with two candidate inits: %s pid %d; want stopped", c.State, c.PID)
 	}
 }

@@ -10,6 +10,7 @@
 package lxc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,12 +19,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/procfs"
+	"github.com/rootd-project/rootd/internal/safefile"
 )
 
 // Name is the engine's registered name.
@@ -75,12 +78,12 @@ func open(env engine.Env, pathFlag, infoFlag, lxcConf string) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		log:      env.Log,
-		lxcpath:  lxcpath,
-		infoCmd:  infoCmd,
-		commands: commandClient{timeout: time.Second},
-		cgroups:  cgroups{procRoot: "/proc"},
+		log:     env.Log,
+		lxcpath: lxcpath,
+		infoCmd: infoCmd,
+		cgroups: cgroups{procRoot: "/proc"},
 	}
+	e.commands = commandClient{timeout: time.Second, trusted: e.trustedMonitor}
 	e.log.Debug("lxc engine configured", "lxcpath", lxcpath, "lxc_info", info)
 	return e, nil
 }
@@ -98,6 +101,20 @@ type Engine struct {
 	// (starting, stopping, not answering), so that Watch asks for another
 	// List even if no further file event comes.
 	unsettled atomic.Bool
+	// squatted holds the command sockets found served by an untrusted
+	// listener, so that each is logged once.
+	squatted sync.Map
+}
+
+// trustedMonitor says whether a command socket listener running as uid
+// may answer for this LXC path's containers: root, or the owner of the
+// LXC path (whose own lxc-start serves an unprivileged user's containers).
+func (e *Engine) trustedMonitor(uid uint32) bool {
+	if uid == 0 {
+		return true
+	}
+	var st syscall.Stat_t
+	return syscall.Stat(e.lxcpath, &st) == nil && st.Uid == uid
 }
 
 // Name implements engine.Engine.
@@ -141,10 +158,11 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 			continue
 		}
 		c := engine.Container{
-			Engine: Name,
-			ID:     name,
-			Names:  []string{name},
-			State:  engine.StateStopped,
+			Engine:  Name,
+			ID:      name,
+			Names:   []string{name},
+			State:   engine.StateStopped,
+			Cgroups: cgroupMarks(name),
 		}
 		if cfg.utsName != "" {
 			c.Labels = map[string]string{LabelUTSName: cfg.utsName}
@@ -165,25 +183,22 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 
 var errNotContainer = errors.New("not a container directory")
 
+// maxConfigFile bounds what is read of a container's config; real ones
+// are a few KiB.
+const maxConfigFile = 1 << 20
+
 // readConfig reads NAME/config without leaving the LXC path, whatever
-// symlinks it meets.
+// symlinks it meets (safefile: symlinks that stay inside are followed, as
+// LXC follows them, except config itself).
 func (e *Engine) readConfig(dir *os.File, name string) (containerConfig, error) {
-	f, err := openBeneath(dir, e.lxcpath, name+"/config")
+	data, err := safefile.ReadFileIn(dir, name+"/config", maxConfigFile)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
 			return containerConfig{}, errNotContainer
 		}
 		return containerConfig{}, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return containerConfig{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return containerConfig{}, fmt.Errorf("%s/config is not a regular file", name)
-	}
-	cfg, err := parseContainerConfig(f)
+	cfg, err := parseContainerConfig(bytes.NewReader(data))
 	if err != nil {
 		return containerConfig{}, fmt.Errorf("%s/config: %w", name, err)
 	}
@@ -205,7 +220,11 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 	sock := commandSocketName(e.lxcpath, name)
 	st, err := e.commands.state(ctx, sock)
 	if errors.Is(err, errNoMonitor) {
+		e.squatted.Delete(sock)
 		return stopped
+	}
+	if errors.Is(err, errUntrustedMonitor) {
+		return e.cgroupStatus(name, sock, mounts, err)
 	}
 	if err != nil {
 		e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
@@ -234,6 +253,33 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 		if frozen {
 			state = engine.StatePaused
 		}
+	}
+	return status{state: state, pid: pid}
+}
+
+// cgroupStatus answers for a container whose command socket is served by
+// someone rootd does not trust: not that listener, but the container's
+// cgroup, which only root can put processes in. The real monitor cannot
+// be listening (the name is taken), so this normally finds no process and
+// reports the container stopped.
+func (e *Engine) cgroupStatus(name, sock string, mounts []procfs.CgroupMount, why error) status {
+	if _, seen := e.squatted.LoadOrStore(sock, true); !seen {
+		e.log.Warn("lxc command socket is served by an untrusted process; ignoring it and reading the container's cgroup",
+			"name", name, "socket", sock, "err", why)
+	}
+	if mounts == nil {
+		return stopped
+	}
+	pid, err := e.cgroups.payloadInit(mounts, name)
+	if err != nil {
+		if !errors.Is(err, errNoPayload) {
+			e.log.Warn("cannot find the container's init in its cgroup; shown as stopped", "name", name, "err", err)
+		}
+		return stopped
+	}
+	state := engine.StateRunning
+	if frozen, _ := e.cgroups.frozen(mounts, pid); frozen {
+		state = engine.StatePaused
 	}
 	return status{state: state, pid: pid}
 }

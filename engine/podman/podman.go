@@ -193,7 +193,7 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 				continue
 			}
 			seen[r.ID] = s.dataDir()
-			c := engine.Container{Engine: Name, ID: r.ID, State: engine.StateStopped, Labels: map[string]string{}}
+			c := engine.Container{Engine: Name, ID: r.ID, State: engine.StateStopped, Labels: map[string]string{}, Cgroups: cgroupMarks(r.ID)}
 			for _, n := range r.Names {
 				if n = strings.TrimPrefix(n, "/"); n != "" {
 					c.Names = append(c.Names, n)
@@ -403,4 +403,15 @@ func (e *Engine) pruneConfigs(s storage, recs []storedContainer) {
 			delete(e.configs, k)
 		}
 	}
+}
+
+// cgroupMarks says where podman puts a container's processes (see
+// engine.Container.Cgroups): libpod-<id> with the cgroupfs manager
+// (/libpod_parent/libpod-<id>, or below a pod's cgroup), libpod-<id>.scope
+// with systemd (machine.slice/, a user's user.slice/ when rootless; the
+// init may sit in its container/ child). Not conmon's libpod-conmon-<id>.
+// A container without a cgroup of its own (rootless on cgroup v1,
+// --cgroups=disabled) cannot be verified and does not resolve.
+func cgroupMarks(id string) []string {
+	return []string{"libpod-" + id, "libpod-" + id + ".scope"}
 }

@@ -618,3 +618,20 @@ func TestConformanceStateDirs(t *testing.T) {
 		Timeout: 10 * time.Second,
 	})
 }
+
+func TestCgroupMarks(t *testing.T) {
+	id := testID(7)
+	for path, want := range map[string]bool{
+		"libpod_parent/libpod-" + id:                      true,
+		"libpod_parent/podabc/libpod-" + id:               true,
+		"machine.slice/libpod-" + id + ".scope":           true,
+		"machine.slice/libpod-" + id + ".scope/container": true,
+		"machine.slice/libpod-conmon-" + id + ".scope":    false,
+		"user.slice/user-1000.slice/session-3.scope":      false,
+		"docker/" + id: false,
+	} {
+		if got := engine.CgroupMatches(path, cgroupMarks(id)); got != want {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+}
