@@ -439,8 +439,21 @@ func TestPCPStackPCPUserPeer(t *testing.T) {
 	uid, gid := pcpUser(t)
 	name := pcpTag(t) + "-docker"
 	dockerStart(t, name)
+	// A non-root client may start only what pmcd's configuration names: a
+	// root-owned pmcd.conf that names the C client's agent, /bin/cat.
+	conf := filepath.Join(t.TempDir(), "pmcd.conf")
+	writeConf := func(agents string) {
+		t.Helper()
+		if err := os.WriteFile(conf+".new", []byte("# rootd integration test\n"+agents+"\n[access]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(conf+".new", conf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConf("cat\t99\tpipe\tbinary\t/bin/cat")
 	// PCP_USER and PCP_GROUP as pcp.conf says, whatever the environment.
-	d := startRootd(t, append(mixedEnv(), "PCP_USER=", "PCP_GROUP="), "--engines", "docker")
+	d := startRootd(t, append(mixedEnv(), "PCP_USER=", "PCP_GROUP="), "--engines", "docker", "--pmcd-conf", conf)
 
 	// The socket itself is left as rootd made it: 0660, group pcp. Only
 	// the directories above it (private to the test) are opened, and the
@@ -472,6 +485,16 @@ func TestPCPStackPCPUserPeer(t *testing.T) {
 			t.Errorf("C client as pcp (uid %d) %v: %v\n%s", uid, tc.args, err, out)
 		}
 		t.Logf("C client as pcp %v:\n%s", tc.args, out)
+	}
+	// The same request once pmcd.conf no longer names the agent: refused
+	// (EPERM, which PCP's client reports as -1), and logged.
+	writeConf("simple\t253\tpipe\tbinary\t/var/lib/pcp/pmdas/simple/pmdasimple -d 253")
+	out, err := asUser(uid, gid, d.socket, "agent")
+	if err == nil || !strings.Contains(out, "fail start sts=-1 ") {
+		t.Errorf("C client as pcp started an agent pmcd.conf does not name: %v\n%s", err, out)
+	}
+	if !strings.Contains(d.Log(), "refused to start agent for a non-root client") {
+		t.Errorf("rootd's log does not show the refusal:\n%s", d.Log())
 	}
 	if strings.Contains(d.Log(), "refusing client") {
 		t.Errorf("rootd refused a client:\n%s", d.Log())
