@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -97,6 +98,10 @@ type Engine struct {
 	// (starting, stopping, not answering), so that Watch asks for another
 	// List even if no further file event comes.
 	unsettled atomic.Bool
+	// lastMu guards last: each container's state as its monitor last
+	// reported it, kept while a monitor does not answer.
+	lastMu sync.Mutex
+	last   map[string]status
 }
 
 // Name implements engine.Engine.
@@ -124,6 +129,7 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 	}
 	unsettled := false
 	var out []engine.Container
+	seen := make(map[string]status, len(entries))
 	for _, ent := range entries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -154,10 +160,14 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 		} else {
 			st = e.socketStatus(ctx, name, mounts)
 		}
+		seen[name] = st
 		c.State, c.PID = st.state, st.pid
 		unsettled = unsettled || st.unsettled
 		out = append(out, c)
 	}
+	e.lastMu.Lock()
+	e.last = seen
+	e.lastMu.Unlock()
 	e.unsettled.Store(unsettled)
 	return out, nil
 }
@@ -207,8 +217,7 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 		return stopped
 	}
 	if err != nil {
-		e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
-		return status{state: engine.StateStopped, unsettled: true}
+		return e.hungMonitor(name, err)
 	}
 	if !lxcHasInit(st) {
 		return status{state: engine.StateStopped, unsettled: st != lxcStopped}
@@ -216,7 +225,7 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 	pid, err := e.commands.initPID(ctx, sock)
 	if err != nil {
 		if !errors.Is(err, errNoMonitor) {
-			e.log.Warn("lxc monitor gave no init pid; container shown as stopped", "name", name, "err", err)
+			return e.hungMonitor(name, err)
 		}
 		return status{state: engine.StateStopped, unsettled: true}
 	}
@@ -235,6 +244,26 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 		}
 	}
 	return status{state: state, pid: pid}
+}
+
+// hungMonitor is the status of a container whose monitor is listening but
+// did not answer (a hung or stopped monitor, or one busy starting or
+// stopping): the state the monitor last reported, if it had an init
+// process, else stopped. Either way the container is unsettled, so Watch
+// asks again. A hung monitor says nothing about the container's init, which
+// keeps running; an init that has exited is caught by the resolver's reads
+// of /proc.
+func (e *Engine) hungMonitor(name string, err error) status {
+	e.lastMu.Lock()
+	prev, ok := e.last[name]
+	e.lastMu.Unlock()
+	if ok && prev.state.HasProcess() && prev.pid > 0 {
+		e.log.Warn("lxc monitor did not answer; keeping its last known state", "name", name, "pid", prev.pid, "err", err)
+		prev.unsettled = true
+		return prev
+	}
+	e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
+	return status{state: engine.StateStopped, unsettled: true}
 }
 
 // lxcHasInit reports whether a container in state s has an init process

@@ -384,3 +384,59 @@ func TestCappedBuffer(t *testing.T) {
 		t.Errorf("kept %d bytes, want %d", b.Len(), maxInfoOutput)
 	}
 }
+
+// TestHungMonitorKeepsLastKnownState: a monitor that is listening but does
+// not answer (SIGSTOPped, or wedged) leaves its container as it was last
+// seen, and unsettled so that Watch asks again; a container never seen
+// running, or whose monitor is gone, is stopped.
+func TestHungMonitorKeepsLastKnownState(t *testing.T) {
+	pid := os.Getpid()
+	cases := []struct {
+		name      string
+		before    *monitorAnswer // the first List's monitor; nil: none
+		after     *monitorAnswer // the second List's monitor; nil: none
+		wantState engine.State
+		wantPID   int
+		unsettled bool
+	}{
+		{name: "running, then hung", before: &monitorAnswer{state: lxcRunning, pid: pid}, after: &monitorAnswer{silent: true},
+			wantState: engine.StateRunning, wantPID: pid, unsettled: true},
+		{name: "never seen running, hung", after: &monitorAnswer{silent: true},
+			wantState: engine.StateStopped, unsettled: true},
+		{name: "stopped, then hung", before: &monitorAnswer{state: lxcStopped}, after: &monitorAnswer{silent: true},
+			wantState: engine.StateStopped, unsettled: true},
+		{name: "running, then monitor gone", before: &monitorAnswer{state: lxcRunning, pid: pid},
+			wantState: engine.StateStopped},
+		{name: "running, then a new monitor answers", before: &monitorAnswer{state: lxcRunning, pid: pid}, after: &monitorAnswer{state: lxcRunning, pid: pid},
+			wantState: engine.StateRunning, wantPID: pid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lxcpath := t.TempDir()
+			mkContainer(t, lxcpath, "web", "")
+			e := testEngine(t, lxcpath, "/proc")
+			ctx := context.Background()
+			if tc.before != nil {
+				m := startFakeMonitor(t, lxcpath, "web", *tc.before)
+				if _, err := e.List(ctx); err != nil {
+					t.Fatal(err)
+				}
+				m.stop()
+			}
+			if tc.after != nil {
+				startFakeMonitor(t, lxcpath, "web", *tc.after)
+			}
+			cs, err := e.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := byName(t, cs)["web"]
+			if c.State != tc.wantState || c.PID != tc.wantPID {
+				t.Errorf("web = %s pid %d, want %s pid %d", c.State, c.PID, tc.wantState, tc.wantPID)
+			}
+			if got := e.unsettled.Load(); got != tc.unsettled {
+				t.Errorf("unsettled = %v, want %v", got, tc.unsettled)
+			}
+		})
+	}
+}
