@@ -503,3 +503,233 @@ func TestHungEnginesDocker(t *testing.T) {
 			took.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	})
 }
+
+// TestHungEnginesContainerd: a private containerd (own root, state, socket
+// and config; CRI disabled). Hung API: the daemon is SIGSTOPped. Killed:
+// SIGKILL (the shims and their containers run on), then the same daemon is
+// started again and finds its containers.
+func TestHungEnginesContainerd(t *testing.T) {
+	image := "/var/lib/rootd-ci/bb-oci/bb-oci.tar"
+	if _, err := os.Stat(image); err != nil {
+		t.Fatalf("the busybox OCI image is missing (run scripts/engines/containerd.sh): %v", err)
+	}
+	dir := hungDir(t)
+	sock := filepath.Join(dir, "containerd.sock")
+	config := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(config, []byte("version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const ns = "rootd-hung"
+	ctr := func(args ...string) string {
+		return cmdOut(t, 120*time.Second, "ctr", append([]string{"-a", sock, "-n", ns}, args...)...)
+	}
+	d := &privateDaemon{
+		t:    t,
+		name: "private containerd",
+		argv: []string{"containerd", "--config", config, "--root", filepath.Join(dir, "root"),
+			"--state", filepath.Join(dir, "state"), "--address", sock},
+		log: filepath.Join(dir, "containerd.log"),
+		ready: func() error {
+			return exec.Command("ctr", "-a", sock, "version").Run()
+		},
+	}
+	d.start()
+	var ids []string
+	t.Cleanup(func() {
+		for _, id := range ids {
+			exec.Command("ctr", "-a", sock, "-n", ns, "tasks", "kill", "-s", "KILL", id).Run()
+		}
+		time.Sleep(300 * time.Millisecond)
+		for _, id := range ids {
+			exec.Command("ctr", "-a", sock, "-n", ns, "tasks", "rm", "-f", id).Run()
+			exec.Command("ctr", "-a", sock, "-n", ns, "containers", "rm", id).Run()
+		}
+		d.stop()
+	})
+	ctr("images", "import", image)
+	run := func(id string) int {
+		ids = append(ids, id)
+		ctr("run", "-d", containerdImage(), id, "sleep", "600")
+		for _, line := range strings.Split(ctr("tasks", "ls"), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == id {
+				pid, err := strconv.Atoi(f[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return pid
+			}
+		}
+		t.Fatalf("no task %s", id)
+		return 0
+	}
+	x := fmt.Sprintf("rdh-x-%d", os.Getpid())
+	pidX := run(x)
+
+	eng := hungOpen(t, "containerd", "--containerd-address", sock)
+	r := hungResolver(t, eng)
+	hungAwaitPID(t, r, x, pidX, time.Now(), 10*time.Second)
+
+	t.Run("hung-api", func(t *testing.T) {
+		cont := stopped(t, d.pid())
+		hungLookups(t, r, hungPhase, x, wantPID(pidX))
+		if h, err := hungHealth(r); h != "hung" {
+			t.Errorf("health after %v of hang: %s (%v), want hung", hungPhase, h, err)
+		}
+		cont()
+		back := time.Now()
+		took := hungAwaitHealth(t, r, "available", back, hungRecovery)
+		t.Logf("recovery: engine available %v after SIGCONT", took.Round(time.Millisecond))
+		y := fmt.Sprintf("rdh-y-%d", os.Getpid())
+		pidY := run(y)
+		ran := time.Now()
+		_, took = hungAwaitPID(t, r, y, pidY, ran, hungRecovery)
+		t.Logf("recovery: a container started after the return resolves %v after ctr run returned (%v after SIGCONT)",
+			took.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	})
+
+	t.Run("killed-and-restarted", func(t *testing.T) {
+		d.kill()
+		killed := time.Now()
+		hungLookups(t, r, deadPhase, x, anyAnswer)
+		h, err := hungHealth(r)
+		t.Logf("health %v after SIGKILL: %s (%v)", time.Since(killed).Round(time.Millisecond), h, err)
+		back := d.start()
+		took := hungAwaitHealth(t, r, "available", back, hungRecovery)
+		t.Logf("recovery: engine available %v after the restarted daemon answered", took.Round(time.Millisecond))
+		// The task survived in its shim: the same init, found again.
+		_, took = hungAwaitPID(t, r, x, pidX, back, hungRecovery)
+		t.Logf("recovery: %s resolves to its surviving pid %d %v after the daemon answered", x, pidX, took.Round(time.Millisecond))
+		z := fmt.Sprintf("rdh-z-%d", os.Getpid())
+		pidZ := run(z)
+		ran := time.Now()
+		_, took = hungAwaitPID(t, r, z, pidZ, ran, hungRecovery)
+		t.Logf("recovery: a container started after the restart resolves %v after ctr run returned", took.Round(time.Millisecond))
+	})
+}
+
+// TestHungEnginesLXC: a private LXC path (lxc-create/lxc-start -P DIR).
+// The engine's API is each container's monitor, over its abstract command
+// socket. Hung API: the monitor of the private container is SIGSTOPped
+// (its socket still accepts; nothing answers). Killed: the monitor is
+// SIGKILLed, then the container is started again.
+func TestHungEnginesLXC(t *testing.T) {
+	for _, tool := range []string{"lxc-create", "lxc-start", "lxc-stop", "lxc-info", "lxc-destroy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found (run scripts/engines/lxc.sh as root): %v", tool, err)
+		}
+	}
+	dir := hungDir(t)
+	lxcpath := filepath.Join(dir, "lxc")
+	if err := os.Mkdir(lxcpath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lxc := func(tool string, args ...string) string {
+		return cmdOut(t, 120*time.Second, tool, append([]string{"-P", lxcpath}, args...)...)
+	}
+	var names []string
+	t.Cleanup(func() {
+		for _, n := range names {
+			exec.Command("lxc-stop", "-P", lxcpath, "-n", n, "-k").Run()
+			exec.Command("lxc-destroy", "-P", lxcpath, "-n", n, "-f").Run()
+		}
+	})
+	create := func(name string) {
+		names = append(names, name)
+		lxc("lxc-create", "-n", name, "-t", "busybox")
+		cfg := filepath.Join(lxcpath, name, "config")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []string
+		for _, line := range strings.Split(string(b), "\n") {
+			k, _, _ := strings.Cut(line, "=")
+			switch strings.TrimSpace(k) {
+			case "lxc.net.0.link", "lxc.net.0.flags", "lxc.net.0.hwaddr", "lxc.apparmor.allow_nesting",
+				"lxc.net.0.type", "lxc.apparmor.profile":
+				continue
+			}
+			kept = append(kept, line)
+		}
+		kept = append(kept, "lxc.net.0.type = empty", "lxc.apparmor.profile = unconfined", "")
+		if err := os.WriteFile(cfg, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(name string) int {
+		lxc("lxc-start", "-n", name)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, _ := exec.Command("lxc-info", "-P", lxcpath, "-n", name, "-p", "-H").Output()
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && pid > 0 {
+				return pid
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lxc container %s has no init pid", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// The monitor is the init's parent.
+	monitorOf := func(pid int) int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				ppid, _ := strconv.Atoi(strings.TrimSpace(v))
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
+				if !strings.Contains(string(cmdline), "monitor") && !strings.Contains(string(cmdline), lxcpath) {
+					t.Fatalf("parent %d of init %d is not an lxc monitor: %q", ppid, pid, cmdline)
+				}
+				return ppid
+			}
+		}
+		t.Fatalf("no parent for %d", pid)
+		return 0
+	}
+	x, y := "hx", "hy"
+	create(x)
+	create(y)
+	pidX := start(x)
+
+	eng := hungOpen(t, "lxc", "--lxc-path", lxcpath)
+	r := hungResolver(t, eng)
+	hungAwaitPID(t, r, x, pidX, time.Now(), 10*time.Second)
+
+	t.Run("hung-api", func(t *testing.T) {
+		mon := monitorOf(pidX)
+		cont := stopped(t, mon)
+		hungLookups(t, r, hungPhase, x, wantPID(pidX))
+		h, err := hungHealth(r)
+		t.Logf("health after %v of a hung monitor: %s (%v)", hungPhase, h, err)
+		cont()
+		back := time.Now()
+		took := hungAwaitHealth(t, r, "available", back, hungRecovery)
+		t.Logf("recovery: engine available %v after SIGCONT", took.Round(time.Millisecond))
+		pidY := start(y)
+		ran := time.Now()
+		_, took = hungAwaitPID(t, r, y, pidY, ran, hungRecovery)
+		t.Logf("recovery: a container started after the return resolves %v after lxc-start returned (%v after SIGCONT)",
+			took.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+		lxc("lxc-stop", "-n", y, "-k")
+	})
+
+	t.Run("killed-and-restarted", func(t *testing.T) {
+		mon := monitorOf(pidX)
+		if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		// Without its monitor the container's init runs on, unmanaged.
+		syscall.Kill(pidX, syscall.SIGKILL)
+		killed := time.Now()
+		hungLookups(t, r, deadPhase, x, anyAnswer)
+		h, err := hungHealth(r)
+		t.Logf("health %v after SIGKILL: %s (%v)", time.Since(killed).Round(time.Millisecond), h, err)
+		pidX2 := start(x)
+		back := time.Now()
+		_, took := hungAwaitPID(t, r, x, pidX2, back, hungRecovery)
+		t.Logf("recovery: %s restarted resolves to its new pid %v after lxc-start returned", x, took.Round(time.Millisecond))
+	})
+}

@@ -10,6 +10,7 @@
 package lxc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +82,7 @@ func open(env engine.Env, pathFlag, infoFlag, lxcConf string) (*Engine, error) {
 		infoCmd:  infoCmd,
 		commands: commandClient{timeout: time.Second},
 		cgroups:  cgroups{procRoot: "/proc"},
+		kick:     make(chan struct{}, 1),
 	}
 	e.log.Debug("lxc engine configured", "lxcpath", lxcpath, "lxc_info", info)
 	return e, nil
@@ -98,10 +101,18 @@ type Engine struct {
 	// (starting, stopping, not answering), so that Watch asks for another
 	// List even if no further file event comes.
 	unsettled atomic.Bool
-	// lastMu guards last: each container's state as its monitor last
-	// reported it, kept while a monitor does not answer.
+	// lastMu guards last and hung. last: each container's state as its
+	// monitor last reported it, kept while a monitor does not answer.
+	// hung: containers whose monitor did not answer; List does not ask
+	// them again (so it stays fast) until awaitMonitor sees an answer.
 	lastMu sync.Mutex
 	last   map[string]status
+	hung   map[string]bool
+	// kick asks Watch for a Resync (a hung monitor answers again).
+	kick chan struct{}
+	// monitorRetry is how often a hung monitor is asked again
+	// (defaultMonitorRetry if 0).
+	monitorRetry time.Duration
 }
 
 // Name implements engine.Engine.
@@ -212,12 +223,15 @@ var stopped = status{state: engine.StateStopped}
 // socketStatus asks the container's monitor over the command socket.
 func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.CgroupMount) status {
 	sock := commandSocketName(e.lxcpath, name)
+	if prev, hung := e.stillHung(name); hung {
+		return prev
+	}
 	st, err := e.commands.state(ctx, sock)
 	if errors.Is(err, errNoMonitor) {
 		return stopped
 	}
 	if err != nil {
-		return e.hungMonitor(name, err)
+		return e.hungMonitor(name, sock, err)
 	}
 	if !lxcHasInit(st) {
 		return status{state: engine.StateStopped, unsettled: st != lxcStopped}
@@ -225,7 +239,7 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 	pid, err := e.commands.initPID(ctx, sock)
 	if err != nil {
 		if !errors.Is(err, errNoMonitor) {
-			return e.hungMonitor(name, err)
+			return e.hungMonitor(name, sock, err)
 		}
 		return status{state: engine.StateStopped, unsettled: true}
 	}
@@ -252,11 +266,20 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 // process, else stopped. Either way the container is unsettled, so Watch
 // asks again. A hung monitor says nothing about the container's init, which
 // keeps running; an init that has exited is caught by the resolver's reads
-// of /proc.
-func (e *Engine) hungMonitor(name string, err error) status {
+// of /proc. Until the monitor answers again (awaitMonitor), List does not
+// ask it, so one hung monitor costs one command timeout, not one per List.
+func (e *Engine) hungMonitor(name, sock string, err error) status {
 	e.lastMu.Lock()
 	prev, ok := e.last[name]
+	if e.hung == nil {
+		e.hung = map[string]bool{}
+	}
+	first := !e.hung[name]
+	e.hung[name] = true
 	e.lastMu.Unlock()
+	if first {
+		go e.awaitMonitor(name, sock)
+	}
 	if ok && prev.state.HasProcess() && prev.pid > 0 {
 		e.log.Warn("lxc monitor did not answer; keeping its last known state", "name", name, "pid", prev.pid, "err", err)
 		prev.unsettled = true
@@ -264,6 +287,50 @@ func (e *Engine) hungMonitor(name string, err error) status {
 	}
 	e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
 	return status{state: engine.StateStopped, unsettled: true}
+}
+
+// stillHung returns the status to report, without asking, for a container
+// whose monitor has not answered since it hung.
+func (e *Engine) stillHung(name string) (status, bool) {
+	e.lastMu.Lock()
+	defer e.lastMu.Unlock()
+	if !e.hung[name] {
+		return status{}, false
+	}
+	prev, ok := e.last[name]
+	if ok && prev.state.HasProcess() && prev.pid > 0 {
+		prev.unsettled = true
+		return prev, true
+	}
+	return status{state: engine.StateStopped, unsettled: true}, true
+}
+
+// defaultMonitorRetry is how often a hung monitor is asked again.
+const defaultMonitorRetry = 500 * time.Millisecond
+
+// awaitMonitor asks a hung monitor again every monitorRetry until it answers
+// or is gone (or its container is), then lets List ask it again and asks
+// Watch for a Resync.
+func (e *Engine) awaitMonitor(name, sock string) {
+	retry := cmp.Or(e.monitorRetry, defaultMonitorRetry)
+	for {
+		time.Sleep(retry)
+		if _, err := os.Stat(filepath.Join(e.lxcpath, name)); err != nil {
+			break
+		}
+		_, err := e.commands.state(context.Background(), sock)
+		if err == nil || errors.Is(err, errNoMonitor) {
+			break
+		}
+	}
+	e.lastMu.Lock()
+	delete(e.hung, name)
+	e.lastMu.Unlock()
+	e.log.Info("lxc monitor answers again", "name", name)
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
 }
 
 // lxcHasInit reports whether a container in state s has an init process

@@ -26,6 +26,8 @@ func testEngine(t *testing.T, lxcpath, procRoot string) *Engine {
 		lxcpath:  lxcpath,
 		commands: commandClient{timeout: 300 * time.Millisecond},
 		cgroups:  cgroups{procRoot: procRoot},
+		// A hung monitor is not asked again behind a test's back.
+		monitorRetry: time.Hour,
 	}
 }
 
@@ -423,8 +425,9 @@ func TestHungMonitorKeepsLastKnownState(t *testing.T) {
 				}
 				m.stop()
 			}
+			var m *fakeMonitor
 			if tc.after != nil {
-				startFakeMonitor(t, lxcpath, "web", *tc.after)
+				m = startFakeMonitor(t, lxcpath, "web", *tc.after)
 			}
 			cs, err := e.List(ctx)
 			if err != nil {
@@ -436,6 +439,22 @@ func TestHungMonitorKeepsLastKnownState(t *testing.T) {
 			}
 			if got := e.unsettled.Load(); got != tc.unsettled {
 				t.Errorf("unsettled = %v, want %v", got, tc.unsettled)
+			}
+			if m == nil || !tc.after.silent {
+				return
+			}
+			// The next List does not ask the hung monitor again, and
+			// reports the same.
+			asked := len(m.received())
+			cs, err = e.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c2 := byName(t, cs)["web"]; c2.State != c.State || c2.PID != c.PID {
+				t.Errorf("second List: web = %s pid %d, want %s pid %d", c2.State, c2.PID, c.State, c.PID)
+			}
+			if n := len(m.received()); n != asked {
+				t.Errorf("second List asked the hung monitor again (%d commands, had %d)", n, asked)
 			}
 		})
 	}
