@@ -297,6 +297,8 @@ func (s *engineState) becomeAvailable(n int) {
 	switch s.state {
 	case stateUnavailable:
 		s.log.Info("engine available again", "containers", n)
+	case stateHung:
+		s.log.Info("engine answers again", "containers", n)
 	case stateUnknown:
 		s.log.Info("engine available", "containers", n)
 	}
