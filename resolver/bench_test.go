@@ -2,9 +2,11 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/engine/enginetest"
@@ -104,6 +106,66 @@ func BenchmarkVerifiedRealProc(b *testing.B) {
 			for b.Loop() {
 				if _, _, err := r.CgroupPath(ctx, "real"); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHungEngine measures lookups while one engine is hung (its List
+// never returns): a name in scope only of the hung engine, a container the
+// hung engine had (answered as last known), and a name no engine has, next
+// to the same miss with no hung engine at all. A miss still lists the
+// healthy engines (that is the freshness rule); the hung engine adds
+// nothing to it.
+func BenchmarkHungEngine(b *testing.B) {
+	ctx := context.Background()
+	const n = 1000
+	cs := make([]engine.Container, n)
+	for i := range cs {
+		cs[i] = running(id(fmt.Sprint(i)), 1000+i, fmt.Sprintf("web-%d", i))
+	}
+	healthy := func() *Resolver {
+		r := newTestResolver(b, nil, enginetest.NewMemory("docker", cs), enginetest.NewMemory("podman", nil))
+		if err := r.Refresh(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
+	withHung := func() *Resolver {
+		sick := newStuck("sick", running(idB, 2, "sickbox"))
+		proc := newFakeProc()
+		r := New([]engine.Engine{enginetest.NewMemory("docker", cs), sick}, Options{
+			Log: quietLog(), Cgroup: proc.cgroup, Hostname: proc.hostname,
+			RefreshTimeout: 10 * time.Millisecond,
+		})
+		if err := r.Refresh(ctx); err != nil {
+			b.Fatal(err)
+		}
+		sick.hang()
+		b.Cleanup(sick.resume)
+		if err := r.Refresh(ctx); !errors.Is(err, errListTimeout) {
+			b.Fatalf("Refresh() of a hung engine = %v", err)
+		}
+		return r
+	}
+	for _, bc := range []struct {
+		name, query string
+		r           func() *Resolver
+		found       bool
+	}{
+		{"no-hung-engine/miss", "nosuch", healthy, false},
+		{"one-hung-engine/miss", "nosuch", withHung, false},
+		{"one-hung-engine/miss-in-hung-engine", "sick:nosuch", withHung, false},
+		{"one-hung-engine/last-known-container", "sickbox", withHung, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := bc.r()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, err := r.Resolve(ctx, bc.query)
+				if (err == nil) != bc.found || (err != nil && !errors.Is(err, engine.ErrNotFound)) {
+					b.Fatalf("Resolve(%s) = %v", bc.query, err)
 				}
 			}
 		})

@@ -38,7 +38,7 @@ func (r *Resolver) ByPID(ctx context.Context, pid int) (engine.Container, error)
 	token := r.seq.Load()
 	e, err := r.byPID(pid)
 	if err == errNoContainer {
-		_ = r.refresh(ctx, -1, token) // failures are recorded per engine
+		_ = r.refresh(ctx, -1, token, r.budget()) // failures are recorded per engine
 		if err := ctx.Err(); err != nil {
 			return engine.Container{}, err
 		}

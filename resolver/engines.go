@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -21,10 +22,23 @@ const eventBuffer = 256
 type availability uint8
 
 const (
-	stateUnknown availability = iota // never listed
-	stateAvailable
-	stateUnavailable
+	stateUnknown     availability = iota // never listed
+	stateAvailable                       // the last List succeeded, or failed with an ordinary error
+	stateUnavailable                     // gone (refused, absent): its containers are dropped
+	stateHung                            // does not answer in time: its last known containers are kept
 )
+
+func (a availability) String() string {
+	switch a {
+	case stateAvailable:
+		return "available"
+	case stateUnavailable:
+		return "unavailable"
+	case stateHung:
+		return "hung"
+	}
+	return "unknown"
+}
 
 // engineState is the resolver's view of one engine. Readers use only idx;
 // everything else is guarded by mu and changed by Lists and events.
@@ -49,23 +63,50 @@ type engineState struct {
 	journal []engine.Event
 }
 
+// healthy reports whether lookups may wait for s's Lists: its last List
+// succeeded and no List of it is known to be slow. s.mu must be held.
+func (s *engineState) healthy() bool {
+	return s.state == stateAvailable && s.lastErr == nil && (s.inflight == nil || !s.inflight.slow)
+}
+
 // listCall is one List of one engine, shared by everyone who needs it.
 type listCall struct {
 	seq      uint64
 	deadline time.Time
 	done     chan struct{} // closed when finished
 	err      error         // set before done is closed
-	overdue  bool          // a waiter gave up on it; guarded by engineState.mu
+	watchdog *time.Timer   // marks the engine hung at the deadline
+	// slow: a lookup stopped waiting for it after Options.MissWait, so later
+	// lookups do not wait for it at all. overdue: it outlived its deadline
+	// and the engine is hung. Both are guarded by engineState.mu.
+	slow, overdue bool
 }
 
 // errListTimeout is reported when an engine's List outlives RefreshTimeout.
 var errListTimeout = errors.New("list did not return in time")
 
+// errSkipped is what a lookup records for an engine it did not wait for:
+// unhealthy, or its List still running after the lookup's wait budget.
+var errSkipped = errors.New("not waited for")
+
+// isTimeout reports whether a List or Unavailable error means "the runtime
+// did not answer in time" rather than "the runtime is not there".
+func isTimeout(err error) bool {
+	return errors.Is(err, errListTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 // listAfter makes sure a List of s that started after token has finished,
-// starting one or joining the one in flight, and returns its error. It never
-// waits past the deadline of the List it waits for, and not at all for a
+// starting one or joining the one in flight, and returns its error.
+//
+// until is the wait budget of a lookup; the zero time means a background
+// caller (Run, Refresh, Resync), which may wait until the List's deadline.
+// A lookup never waits past until, does not wait at all for an unhealthy
+// engine (the prober re-lists those) or for a List that an earlier lookup
+// already gave up on, and never starts a List of an unhealthy engine. No
+// caller waits past the deadline of the List it waits for, nor at all for a
 // List that is already overdue.
-func (r *Resolver) listAfter(ctx context.Context, s *engineState, token uint64) error {
+func (r *Resolver) listAfter(ctx context.Context, s *engineState, token uint64, until time.Time) error {
+	lookup := !until.IsZero()
 	for {
 		s.mu.Lock()
 		if s.doneSeq > token {
@@ -73,18 +114,32 @@ func (r *Resolver) listAfter(ctx context.Context, s *engineState, token uint64) 
 			s.mu.Unlock()
 			return err
 		}
+		if lookup && s.state != stateUnknown && !s.healthy() {
+			err := fmt.Errorf("engine %s is %s: %w (last error: %w)", s.name, s.health(), errSkipped, s.lastErr)
+			s.mu.Unlock()
+			return err
+		}
 		call := s.inflight
 		if call == nil {
 			call = r.startList(s)
+		}
+		if lookup && call.slow {
+			s.mu.Unlock()
+			return fmt.Errorf("engine %s: list still running: %w", s.name, errSkipped)
+		}
+		wait := time.Until(call.deadline)
+		budget := false
+		if lookup && time.Until(until) < wait {
+			wait, budget = time.Until(until), true
 		}
 		s.mu.Unlock()
 
 		if r.testHookWait != nil {
 			r.testHookWait(call.seq)
 		}
-		// A List already past its deadline fires the timer at once: nobody
-		// waits twice for a hung engine.
-		timer := time.NewTimer(time.Until(call.deadline))
+		// A List already past its deadline (or a spent budget) fires the
+		// timer at once: nobody waits twice for a hung engine.
+		timer := time.NewTimer(wait)
 		select {
 		case <-call.done:
 			timer.Stop()
@@ -93,7 +148,10 @@ func (r *Resolver) listAfter(ctx context.Context, s *engineState, token uint64) 
 			}
 			// It started before our token; go round for a newer one.
 		case <-timer.C:
-			return r.overdue(s, call)
+			if budget {
+				return r.giveUp(s, call)
+			}
+			return r.markHung(s, call)
 		case <-ctx.Done():
 			timer.Stop()
 			return ctx.Err()
@@ -101,15 +159,28 @@ func (r *Resolver) listAfter(ctx context.Context, s *engineState, token uint64) 
 	}
 }
 
-// overdue records, once per List, that it has outlived its deadline.
-func (r *Resolver) overdue(s *engineState, call *listCall) error {
+// giveUp records that a lookup stopped waiting for call after its budget:
+// later lookups answer without waiting for it.
+func (r *Resolver) giveUp(s *engineState, call *listCall) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight == call && !call.slow {
+		call.slow = true
+		s.log.Info("engine list is slow; lookups no longer wait for it", "waited", r.opts.MissWait)
+	}
+	return fmt.Errorf("engine %s: list still running after %v: %w", s.name, r.opts.MissWait, errSkipped)
+}
+
+// markHung records, once per List, that it has outlived its deadline: the
+// engine is hung, and keeps its last known containers.
+func (r *Resolver) markHung(s *engineState, call *listCall) error {
 	err := fmt.Errorf("engine %s: %w (%v)", s.name, errListTimeout, r.opts.RefreshTimeout)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight == call && !call.overdue {
 		call.overdue = true
-		s.lastErr = err
-		s.log.Warn("engine list is hung; using its last known containers", "timeout", r.opts.RefreshTimeout)
+		call.slow = true
+		s.becomeHung(err)
 	}
 	return err
 }
@@ -121,6 +192,9 @@ func (r *Resolver) startList(s *engineState) *listCall {
 		deadline: time.Now().Add(r.opts.RefreshTimeout),
 		done:     make(chan struct{}),
 	}
+	// The engine is marked hung at the deadline even if nobody waits, and
+	// even if its List ignores its context.
+	call.watchdog = time.AfterFunc(r.opts.RefreshTimeout, func() { _ = r.markHung(s, call) })
 	s.inflight = call
 	s.journal = s.journal[:0]
 	go r.runList(s, call)
@@ -131,6 +205,7 @@ func (r *Resolver) runList(s *engineState, call *listCall) {
 	ctx, cancel := context.WithDeadline(context.Background(), call.deadline)
 	cs, err := safeList(ctx, s.eng)
 	cancel()
+	call.watchdog.Stop()
 
 	s.mu.Lock()
 	s.inflight = nil
@@ -156,6 +231,10 @@ func (r *Resolver) runList(s *engineState, call *listCall) {
 		for _, ev := range s.journal {
 			s.apply(ev)
 		}
+	case isTimeout(err):
+		// Checked before ErrUnavailable: an engine that reports "no answer
+		// within my own timeout" as unavailable is hung, not gone.
+		s.becomeHung(err)
 	case errors.Is(err, engine.ErrUnavailable):
 		s.becomeUnavailable(err)
 	default:
@@ -218,11 +297,36 @@ func (s *engineState) becomeAvailable(n int) {
 	switch s.state {
 	case stateUnavailable:
 		s.log.Info("engine available again", "containers", n)
+	case stateHung:
+		s.log.Info("engine answers again", "containers", n)
 	case stateUnknown:
 		s.log.Info("engine available", "containers", n)
 	}
 	s.state = stateAvailable
 	s.lastErr = nil
+}
+
+// becomeHung records that s does not answer. Its containers stay indexed as
+// last known: a wedged runtime leaves its containers running, and a
+// container whose init has since exited is caught when /proc is read.
+func (s *engineState) becomeHung(err error) {
+	if s.state != stateHung {
+		s.log.Warn("engine does not answer; lookups no longer wait for it and use its last known containers",
+			"containers", len(s.entries), "err", err)
+	}
+	s.state = stateHung
+	s.lastErr = err
+}
+
+// health names s's state for operators; s.mu must be held.
+func (s *engineState) health() string {
+	switch {
+	case s.state == stateAvailable && s.lastErr != nil:
+		return "failing"
+	case (s.state == stateAvailable || s.state == stateUnknown) && s.inflight != nil && s.inflight.slow:
+		return "slow"
+	}
+	return s.state.String()
 }
 
 func (s *engineState) becomeUnavailable(err error) {
@@ -248,7 +352,11 @@ func (s *engineState) apply(ev engine.Event) {
 	}
 	switch ev.Kind {
 	case engine.Unavailable:
-		s.becomeUnavailable(ev.Err)
+		if isTimeout(ev.Err) {
+			s.becomeHung(ev.Err)
+		} else {
+			s.becomeUnavailable(ev.Err)
+		}
 	case engine.Upsert:
 		// While unavailable, containers stay hidden until a List succeeds:
 		// an engine that reconnects must Resync (see engine.Watcher).
@@ -275,13 +383,20 @@ func (r *Resolver) publish(s *engineState) {
 // refresh lists the engines in scope, in parallel, each after token (see
 // listAfter). It returns the failures other than engine.ErrUnavailable, or
 // ctx's error.
-func (r *Resolver) refresh(ctx context.Context, scope int, token uint64) error {
+func (r *Resolver) refresh(ctx context.Context, scope int, token uint64, until time.Time) error {
 	lo, hi := r.bounds(scope)
 	errs := make([]error, hi-lo)
 	var wg sync.WaitGroup
 	for i := lo; i < hi; i++ {
+		s := r.engines[i]
+		if !until.IsZero() && r.skips(s, token) {
+			// Decided without a goroutine: a lookup with a hung engine
+			// in scope costs what the index costs.
+			continue
+		}
 		wg.Go(func() {
-			if err := r.listAfter(ctx, r.engines[i], token); err != nil && !errors.Is(err, engine.ErrUnavailable) {
+			err := r.listAfter(ctx, s, token, until)
+			if err != nil && !errors.Is(err, engine.ErrUnavailable) && !errors.Is(err, errSkipped) {
 				errs[i-lo] = err
 			}
 		})
@@ -293,11 +408,20 @@ func (r *Resolver) refresh(ctx context.Context, scope int, token uint64) error {
 	return errors.Join(errs...)
 }
 
+// skips reports whether a lookup that arrived at token has nothing to wait
+// for from s: a List newer than token is in, or s is unhealthy, or its List
+// is slow.
+func (r *Resolver) skips(s *engineState, token uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.doneSeq > token || (s.state != stateUnknown && !s.healthy()) || (s.inflight != nil && s.inflight.slow)
+}
+
 // Refresh lists every engine now, or joins Lists that started after the
 // call. Engines that are not available are not an error (see Status); other
 // List failures are returned.
 func (r *Resolver) Refresh(ctx context.Context) error {
-	return r.refresh(ctx, -1, r.seq.Load())
+	return r.refresh(ctx, -1, r.seq.Load(), time.Time{})
 }
 
 // Ready is closed once Run's first List of every engine has finished
@@ -318,11 +442,35 @@ func (r *Resolver) Run(ctx context.Context) {
 		wg.Go(func() { r.watch(ctx, s, w, events) })
 		wg.Go(func() { r.consume(ctx, s, events) })
 	}
+	wg.Go(func() { r.probe(ctx) })
 	// Failures are logged and recorded per engine.
 	_ = r.Refresh(ctx)
 	close(r.ready)
 	<-ctx.Done()
 	wg.Wait()
+}
+
+// probe re-lists, every ProbeInterval, each engine that lookups do not wait
+// for (hung, unavailable, failing), so that an engine that comes back is in
+// use again within about one interval, without any lookup paying for it.
+// At most one List per engine runs at a time.
+func (r *Resolver) probe(ctx context.Context) {
+	t := time.NewTicker(r.opts.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range r.engines {
+			s.mu.Lock()
+			if s.state != stateUnknown && !s.healthy() && s.inflight == nil {
+				r.startList(s)
+			}
+			s.mu.Unlock()
+		}
+	}
 }
 
 func (r *Resolver) watch(ctx context.Context, s *engineState, w engine.Watcher, events chan<- engine.Event) {
@@ -390,6 +538,6 @@ func (r *Resolver) applyBatch(ctx context.Context, s *engineState, batch []engin
 	s.mu.Unlock()
 	if resync {
 		// Errors are recorded and logged by the List itself.
-		_ = r.listAfter(ctx, s, token)
+		_ = r.listAfter(ctx, s, token, time.Time{})
 	}
 }

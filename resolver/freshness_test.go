@@ -76,7 +76,7 @@ func TestConcurrentMissesShareOneList(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { _, errs[i] = r.resolve(ctx, "bogus", token) })
+		wg.Go(func() { _, errs[i] = r.resolve(ctx, "bogus", token, r.budget()) })
 	}
 	<-g.entered
 	close(g.release)

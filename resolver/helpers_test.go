@@ -142,13 +142,18 @@ func (l *logBuffer) String() string {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// newTestResolver builds a resolver over engines with a fake /proc.
+// newTestResolver builds a resolver over engines with a fake /proc. Lookups
+// wait for Lists as long as the refresh timeout allows, so that tests which
+// hold a List with a gate do not depend on how fast the machine is; the
+// tests of the wait budget set MissWait themselves.
 func newTestResolver(t testing.TB, proc *fakeProc, engines ...engine.Engine) *Resolver {
 	t.Helper()
 	if proc == nil {
 		proc = newFakeProc()
 	}
-	return New(engines, proc.options())
+	opts := proc.options()
+	opts.MissWait = time.Hour
+	return New(engines, opts)
 }
 
 // gated wraps a memory engine so that a test can hold List calls: each call

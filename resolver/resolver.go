@@ -31,9 +31,22 @@
 // the query arrived. Concurrent queries share such Lists, and a List that
 // has already started after a query arrived is never repeated for it, so a
 // flood of bogus names costs at most back-to-back Lists, never concurrent
-// ones. An engine whose List does not return within Options.RefreshTimeout
-// is not waited for beyond that, and while that List is still hung, later
-// queries do not wait for it at all.
+// ones.
+//
+// # Health
+//
+// A lookup never waits longer than Options.MissWait (DefaultMissWait,
+// 100 ms) for Lists, and only for engines that are healthy. Each engine is
+// tracked as available, slow (a lookup gave up on its running List: later
+// lookups do not wait for that List), failing (its last List failed), hung
+// (a List outlived Options.RefreshTimeout, or the engine reported a
+// timeout) or unavailable (gone: refused, absent). Lookups neither start
+// nor wait for Lists of failing, hung or unavailable engines; Run re-lists
+// those every Options.ProbeInterval, so one that comes back is used again
+// within about that interval. A hung or failing engine's containers answer
+// from its last known state; an unavailable engine's do not answer. So a
+// name that no healthy engine has is "not found" at index speed, whatever
+// the unhealthy engines do.
 package resolver
 
 import (
@@ -59,13 +72,30 @@ import (
 const MaxQueryLen = 4096
 
 // DefaultRefreshTimeout bounds one engine's List when Options leaves it 0.
+// A List that outlives it marks the engine hung.
 const DefaultRefreshTimeout = 5 * time.Second
+
+// DefaultMissWait is the longest one lookup waits for engines' Lists when
+// Options leaves MissWait 0. A lookup that misses waits this long at most,
+// and only for engines that are healthy; then it answers from the index.
+const DefaultMissWait = 100 * time.Millisecond
+
+// DefaultProbeInterval is how often Run re-lists an engine that lookups do
+// not wait for (hung, unavailable, failing), when Options leaves it 0.
+const DefaultProbeInterval = 500 * time.Millisecond
 
 // Options configures a Resolver; the zero value is usable.
 type Options struct {
 	Log *slog.Logger
-	// RefreshTimeout bounds each engine's List (DefaultRefreshTimeout if 0).
+	// RefreshTimeout bounds each engine's List (DefaultRefreshTimeout if 0);
+	// an engine whose List outlives it is hung.
 	RefreshTimeout time.Duration
+	// MissWait bounds how long one lookup waits for the Lists its miss asks
+	// for (DefaultMissWait if 0). It is never longer than RefreshTimeout.
+	MissWait time.Duration
+	// ProbeInterval is how often Run re-lists unhealthy engines
+	// (DefaultProbeInterval if 0).
+	ProbeInterval time.Duration
 	// Cgroup returns a process's cgroup path without its leading slash
 	// (procfs.CgroupPath if nil).
 	Cgroup func(pid int) (string, error)
@@ -116,6 +146,13 @@ func New(engines []engine.Engine, opts Options) *Resolver {
 	if opts.RefreshTimeout <= 0 {
 		opts.RefreshTimeout = DefaultRefreshTimeout
 	}
+	if opts.MissWait <= 0 {
+		opts.MissWait = DefaultMissWait
+	}
+	opts.MissWait = min(opts.MissWait, opts.RefreshTimeout)
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = DefaultProbeInterval
+	}
 	if opts.Cgroup == nil {
 		opts.Cgroup = procfs.CgroupPath
 	}
@@ -147,7 +184,7 @@ func New(engines []engine.Engine, opts Options) *Resolver {
 
 // Resolve finds the container a query names.
 func (r *Resolver) Resolve(ctx context.Context, query string) (engine.Container, error) {
-	e, err := r.resolve(ctx, query, r.seq.Load())
+	e, err := r.resolve(ctx, query, r.seq.Load(), r.budget())
 	if err != nil {
 		return engine.Container{}, err
 	}
@@ -216,8 +253,8 @@ func (r *Resolver) entryCgroup(e *entry) (string, error) {
 // container found without one is looked up again after a fresh List of its
 // engine, since its start event may still be on its way.
 func (r *Resolver) runningEntry(ctx context.Context, query string) (*entry, error) {
-	token := r.seq.Load()
-	e, err := r.resolve(ctx, query, token)
+	token, until := r.seq.Load(), r.budget()
+	e, err := r.resolve(ctx, query, token, until)
 	if err != nil {
 		return nil, err
 	}
@@ -225,12 +262,12 @@ func (r *Resolver) runningEntry(ctx context.Context, query string) (*entry, erro
 		return e, nil
 	}
 	if s := r.byName[e.c.Engine]; s != nil {
-		_ = r.listAfter(ctx, s, token) // failures are recorded per engine
+		_ = r.listAfter(ctx, s, token, until) // failures are recorded per engine
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 	}
-	if e, err = r.resolve(ctx, query, token); err != nil {
+	if e, err = r.resolve(ctx, query, token, until); err != nil {
 		return nil, err
 	}
 	if !e.running() {
@@ -239,9 +276,12 @@ func (r *Resolver) runningEntry(ctx context.Context, query string) (*entry, erro
 	return e, nil
 }
 
+// budget is the time until which a lookup arriving now may wait for Lists.
+func (r *Resolver) budget() time.Time { return time.Now().Add(r.opts.MissWait) }
+
 // resolve looks query up, and on a miss looks again after a List that
-// started after token.
-func (r *Resolver) resolve(ctx context.Context, query string, token uint64) (*entry, error) {
+// started after token, waiting for Lists no later than until.
+func (r *Resolver) resolve(ctx context.Context, query string, token uint64, until time.Time) (*entry, error) {
 	scope, name, problem := r.parseQuery(query)
 	if problem != "" {
 		return nil, fmt.Errorf("%w: %s", engine.ErrInvalidName, problem)
@@ -254,14 +294,14 @@ func (r *Resolver) resolve(ctx context.Context, query string, token uint64) (*en
 		// Until an engine's first List is in, its index is empty, not
 		// stale: that List, whenever it began, is the one to wait for.
 		// Asking for a newer one would double the time to first answer.
-		_ = r.refresh(ctx, scope, 0)
+		_ = r.refresh(ctx, scope, 0, until)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		e, out = r.lookup(scope, name)
 	}
 	if out == notFound {
-		_ = r.refresh(ctx, scope, token) // failures are recorded per engine
+		_ = r.refresh(ctx, scope, token, until) // failures are recorded per engine
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -504,8 +544,16 @@ func (r *Resolver) Containers() []engine.Container {
 type EngineStatus struct {
 	Name string
 	// Available is true once a List has succeeded, until the engine reports
-	// Unavailable or a List fails with engine.ErrUnavailable.
+	// Unavailable, a List fails with engine.ErrUnavailable, or a List
+	// outlives the refresh timeout (the engine is hung).
 	Available bool
+	// Health is "available", "slow" (a List is running longer than
+	// MissWait: lookups do not wait for it), "failing" (the last List
+	// failed; its last known containers are kept), "hung" (a List outlived
+	// the refresh timeout; last known containers kept), "unavailable" (gone;
+	// its containers dropped) or "unknown" (never listed). Lookups wait for
+	// Lists only of available and unknown engines.
+	Health string
 	// Err is the last List failure or Unavailable reason, nil after a
 	// successful List.
 	Err error
@@ -523,6 +571,7 @@ func (r *Resolver) Status() []EngineStatus {
 		st := EngineStatus{
 			Name:        s.name,
 			Available:   s.state == stateAvailable,
+			Health:      s.health(),
 			Containers:  len(s.idx.Load().sorted),
 			LastRefresh: s.lastRefresh,
 			Err:         s.lastErr,

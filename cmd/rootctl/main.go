@@ -269,8 +269,8 @@ func (a *app) list(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", x.Engine, x.ShortID(), name, x.State, pid, cg)
 	}
 	for _, st := range r.Status() {
-		if !st.Available {
-			fmt.Fprintf(a.stderr, "rootctl: engine %s unavailable: %v\n", st.Name, st.Err)
+		if st.Health != "available" {
+			fmt.Fprintf(a.stderr, "rootctl: engine %s %s: %v\n", st.Name, st.Health, st.Err)
 		}
 	}
 	return tw.Flush()

@@ -43,9 +43,10 @@ const (
 	// cannot stall a refresh forever.
 	listTimeout = 10 * time.Second
 	// The watcher retries a vanished daemon with this backoff; the cap is also
-	// the gRPC reconnect cap, so a daemon that appears is noticed within ~2s.
+	// the gRPC reconnect cap, so a daemon that appears is noticed within ~1s
+	// (and the resolver is back in use within 2 s of its return).
 	minBackoff = 100 * time.Millisecond
-	maxBackoff = 2 * time.Second
+	maxBackoff = time.Second
 )
 
 func init() {

@@ -23,6 +23,10 @@ const (
 	// apiTimeout is how long a daemon that accepts connections but does
 	// not answer is waited for before it counts as unavailable.
 	apiTimeout = 10 * time.Second
+	// pingTimeout bounds the ping that opens each event subscription: a
+	// daemon that does not answer a ping this fast is reported hung
+	// (Unavailable wrapping context.DeadlineExceeded) rather than waited for.
+	pingTimeout = 2 * time.Second
 )
 
 // apiEngine lists containers through the Docker Engine API.
@@ -197,7 +201,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 		sub, cancel := context.WithCancel(ctx)
 		// Events reports a failed request only after it has returned, so a
 		// ping first tells "daemon answers" from "daemon gone" reliably.
-		pingCtx, pingDone := context.WithTimeout(sub, apiTimeout)
+		pingCtx, pingDone := context.WithTimeout(sub, pingTimeout)
 		_, err := e.cli.Ping(pingCtx, client.PingOptions{
 			NegotiateAPIVersion: true,
 			// The daemon may have been upgraded while it was away.
@@ -205,7 +209,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 		})
 		pingDone()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			err = fmt.Errorf("docker at %s did not answer within %s: %w", e.host, apiTimeout, err)
+			err = fmt.Errorf("docker at %s did not answer within %s: %w", e.host, pingTimeout, err)
 		}
 		if err == nil {
 			stream := e.cli.Events(sub, client.EventsListOptions{Since: eventTime(since), Filters: filters})

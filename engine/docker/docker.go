@@ -51,12 +51,18 @@ func configure(fs *flag.FlagSet) engine.OpenFunc {
 	dir := fs.String("docker-dir", "",
 		"read containers only from this Docker state directory (DIR/containers/*/config.v2.json), "+
 			"never from the API (default $PCP_DOCKER_DIR; unset means use the API)")
+	root := fs.String("docker-data-root", defaultRoot,
+		"dockerd's --data-root, whose state is read while the API does not answer (local unix:// hosts only)")
 	return func(env engine.Env) (engine.Engine, error) {
-		return open(env, *host, *dir)
+		return openRoot(env, *host, *dir, *root)
 	}
 }
 
 func open(env engine.Env, host, dir string) (engine.Engine, error) {
+	return openRoot(env, host, dir, defaultRoot)
+}
+
+func openRoot(env engine.Env, host, dir, dataRoot string) (engine.Engine, error) {
 	if dir == "" {
 		dir = env.Getenv("PCP_DOCKER_DIR")
 	}
@@ -76,8 +82,8 @@ func open(env engine.Env, host, dir string) (engine.Engine, error) {
 	}
 	e := &apiEngine{cli: cli, host: host, log: env.Log}
 	// The on-disk state belongs to a daemon on this machine only.
-	if u, err := url.Parse(host); err == nil && u.Scheme == "unix" {
-		e.fallback = &diskReader{dir: defaultRoot, log: env.Log, procRoot: "/proc", verifyPIDs: true}
+	if u, err := url.Parse(host); err == nil && u.Scheme == "unix" && dataRoot != "" {
+		e.fallback = &diskReader{dir: dataRoot, log: env.Log, procRoot: "/proc", verifyPIDs: true}
 	}
 	return e, nil
 }

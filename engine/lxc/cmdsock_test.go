@@ -58,6 +58,7 @@ type monitorAnswer struct {
 type fakeMonitor struct {
 	mu       sync.Mutex
 	commands []int32
+	stop     func() // closes the socket and waits for its connections
 }
 
 func (m *fakeMonitor) received() []int32 {
@@ -74,7 +75,9 @@ func startFakeMonitor(t *testing.T, lxcpath, name string, a monitorAnswer) *fake
 	}
 	m := &fakeMonitor{}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	var once sync.Once
+	m.stop = func() { once.Do(func() { l.Close(); wg.Wait() }) }
+	t.Cleanup(m.stop)
 	wg.Go(func() {
 		for {
 			c, err := l.AcceptUnix()

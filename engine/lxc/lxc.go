@@ -11,6 +11,7 @@ package lxc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,6 +84,7 @@ func open(env engine.Env, pathFlag, infoFlag, lxcConf string) (*Engine, error) {
 		lxcpath: lxcpath,
 		infoCmd: infoCmd,
 		cgroups: cgroups{procRoot: "/proc"},
+		kick:    make(chan struct{}, 1),
 	}
 	e.commands = commandClient{timeout: time.Second, trusted: e.trustedMonitor}
 	e.log.Debug("lxc engine configured", "lxcpath", lxcpath, "lxc_info", info)
@@ -101,6 +104,18 @@ type Engine struct {
 	// (starting, stopping, not answering), so that Watch asks for another
 	// List even if no further file event comes.
 	unsettled atomic.Bool
+	// lastMu guards last and hung. last: each container's state as its
+	// monitor last reported it, kept while a monitor does not answer.
+	// hung: containers whose monitor did not answer; List does not ask
+	// them again (so it stays fast) until awaitMonitor sees an answer.
+	lastMu sync.Mutex
+	last   map[string]status
+	hung   map[string]bool
+	// kick asks Watch for a Resync (a hung monitor answers again).
+	kick chan struct{}
+	// monitorRetry is how often a hung monitor is asked again
+	// (defaultMonitorRetry if 0).
+	monitorRetry time.Duration
 	// squatted holds the command sockets found served by an untrusted
 	// listener, so that each is logged once.
 	squatted sync.Map
@@ -142,6 +157,7 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 	}
 	unsettled := false
 	var out []engine.Container
+	seen := make(map[string]status, len(entries))
 	for _, ent := range entries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -173,10 +189,14 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 		} else {
 			st = e.socketStatus(ctx, name, mounts)
 		}
+		seen[name] = st
 		c.State, c.PID = st.state, st.pid
 		unsettled = unsettled || st.unsettled
 		out = append(out, c)
 	}
+	e.lastMu.Lock()
+	e.last = seen
+	e.lastMu.Unlock()
 	e.unsettled.Store(unsettled)
 	return out, nil
 }
@@ -218,6 +238,9 @@ var stopped = status{state: engine.StateStopped}
 // socketStatus asks the container's monitor over the command socket.
 func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.CgroupMount) status {
 	sock := commandSocketName(e.lxcpath, name)
+	if prev, hung := e.stillHung(name); hung {
+		return prev
+	}
 	st, err := e.commands.state(ctx, sock)
 	if errors.Is(err, errNoMonitor) {
 		e.squatted.Delete(sock)
@@ -227,8 +250,7 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 		return e.cgroupStatus(name, sock, mounts, err)
 	}
 	if err != nil {
-		e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
-		return status{state: engine.StateStopped, unsettled: true}
+		return e.hungMonitor(name, sock, err)
 	}
 	if !lxcHasInit(st) {
 		return status{state: engine.StateStopped, unsettled: st != lxcStopped}
@@ -236,7 +258,7 @@ func (e *Engine) socketStatus(ctx context.Context, name string, mounts []procfs.
 	pid, err := e.commands.initPID(ctx, sock)
 	if err != nil {
 		if !errors.Is(err, errNoMonitor) {
-			e.log.Warn("lxc monitor gave no init pid; container shown as stopped", "name", name, "err", err)
+			return e.hungMonitor(name, sock, err)
 		}
 		return status{state: engine.StateStopped, unsettled: true}
 	}
@@ -282,6 +304,79 @@ func (e *Engine) cgroupStatus(name, sock string, mounts []procfs.CgroupMount, wh
 		state = engine.StatePaused
 	}
 	return status{state: state, pid: pid}
+}
+
+// hungMonitor is the status of a container whose monitor is listening but
+// did not answer (a hung or stopped monitor, or one busy starting or
+// stopping): the state the monitor last reported, if it had an init
+// process, else stopped. Either way the container is unsettled, so Watch
+// asks again. A hung monitor says nothing about the container's init, which
+// keeps running; an init that has exited is caught by the resolver's reads
+// of /proc. Until the monitor answers again (awaitMonitor), List does not
+// ask it, so one hung monitor costs one command timeout, not one per List.
+func (e *Engine) hungMonitor(name, sock string, err error) status {
+	e.lastMu.Lock()
+	prev, ok := e.last[name]
+	if e.hung == nil {
+		e.hung = map[string]bool{}
+	}
+	first := !e.hung[name]
+	e.hung[name] = true
+	e.lastMu.Unlock()
+	if first {
+		go e.awaitMonitor(name, sock)
+	}
+	if ok && prev.state.HasProcess() && prev.pid > 0 {
+		e.log.Warn("lxc monitor did not answer; keeping its last known state", "name", name, "pid", prev.pid, "err", err)
+		prev.unsettled = true
+		return prev
+	}
+	e.log.Warn("lxc monitor did not answer; container shown as stopped", "name", name, "err", err)
+	return status{state: engine.StateStopped, unsettled: true}
+}
+
+// stillHung returns the status to report, without asking, for a container
+// whose monitor has not answered since it hung.
+func (e *Engine) stillHung(name string) (status, bool) {
+	e.lastMu.Lock()
+	defer e.lastMu.Unlock()
+	if !e.hung[name] {
+		return status{}, false
+	}
+	prev, ok := e.last[name]
+	if ok && prev.state.HasProcess() && prev.pid > 0 {
+		prev.unsettled = true
+		return prev, true
+	}
+	return status{state: engine.StateStopped, unsettled: true}, true
+}
+
+// defaultMonitorRetry is how often a hung monitor is asked again.
+const defaultMonitorRetry = 500 * time.Millisecond
+
+// awaitMonitor asks a hung monitor again every monitorRetry until it answers
+// or is gone (or its container is), then lets List ask it again and asks
+// Watch for a Resync.
+func (e *Engine) awaitMonitor(name, sock string) {
+	retry := cmp.Or(e.monitorRetry, defaultMonitorRetry)
+	for {
+		time.Sleep(retry)
+		if _, err := os.Stat(filepath.Join(e.lxcpath, name)); err != nil {
+			break
+		}
+		_, err := e.commands.state(context.Background(), sock)
+		if err == nil || errors.Is(err, errNoMonitor) {
+			break
+		}
+	}
+	e.lastMu.Lock()
+	delete(e.hung, name)
+	e.lastMu.Unlock()
+	e.log.Info("lxc monitor answers again", "name", name)
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
 }
 
 // lxcHasInit reports whether a container in state s has an init process

@@ -27,6 +27,8 @@ func testEngine(t *testing.T, lxcpath, procRoot string) *Engine {
 		lxcpath:  lxcpath,
 		commands: commandClient{timeout: 300 * time.Millisecond},
 		cgroups:  cgroups{procRoot: procRoot},
+		// A hung monitor is not asked again behind a test's back.
+		monitorRetry: time.Hour,
 	}
 }
 
@@ -411,4 +413,77 @@ func TestConformancePCPQAFixture(t *testing.T) {
 		Expect:     []engine.Container{{ID: "myvm", Names: []string{"myvm"}, State: engine.StateStopped}},
 		Timeout:    10 * time.Second,
 	})
+}
+
+// TestHungMonitorKeepsLastKnownState: a monitor that is listening but does
+// not answer (SIGSTOPped, or wedged) leaves its container as it was last
+// seen, and unsettled so that Watch asks again; a container never seen
+// running, or whose monitor is gone, is stopped.
+func TestHungMonitorKeepsLastKnownState(t *testing.T) {
+	pid := os.Getpid()
+	cases := []struct {
+		name      string
+		before    *monitorAnswer // the first List's monitor; nil: none
+		after     *monitorAnswer // the second List's monitor; nil: none
+		wantState engine.State
+		wantPID   int
+		unsettled bool
+	}{
+		{name: "running, then hung", before: &monitorAnswer{state: lxcRunning, pid: pid}, after: &monitorAnswer{silent: true},
+			wantState: engine.StateRunning, wantPID: pid, unsettled: true},
+		{name: "never seen running, hung", after: &monitorAnswer{silent: true},
+			wantState: engine.StateStopped, unsettled: true},
+		{name: "stopped, then hung", before: &monitorAnswer{state: lxcStopped}, after: &monitorAnswer{silent: true},
+			wantState: engine.StateStopped, unsettled: true},
+		{name: "running, then monitor gone", before: &monitorAnswer{state: lxcRunning, pid: pid},
+			wantState: engine.StateStopped},
+		{name: "running, then a new monitor answers", before: &monitorAnswer{state: lxcRunning, pid: pid}, after: &monitorAnswer{state: lxcRunning, pid: pid},
+			wantState: engine.StateRunning, wantPID: pid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lxcpath := t.TempDir()
+			mkContainer(t, lxcpath, "web", "")
+			e := testEngine(t, lxcpath, "/proc")
+			ctx := context.Background()
+			if tc.before != nil {
+				m := startFakeMonitor(t, lxcpath, "web", *tc.before)
+				if _, err := e.List(ctx); err != nil {
+					t.Fatal(err)
+				}
+				m.stop()
+			}
+			var m *fakeMonitor
+			if tc.after != nil {
+				m = startFakeMonitor(t, lxcpath, "web", *tc.after)
+			}
+			cs, err := e.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := byName(t, cs)["web"]
+			if c.State != tc.wantState || c.PID != tc.wantPID {
+				t.Errorf("web = %s pid %d, want %s pid %d", c.State, c.PID, tc.wantState, tc.wantPID)
+			}
+			if got := e.unsettled.Load(); got != tc.unsettled {
+				t.Errorf("unsettled = %v, want %v", got, tc.unsettled)
+			}
+			if m == nil || !tc.after.silent {
+				return
+			}
+			// The next List does not ask the hung monitor again, and
+			// reports the same.
+			asked := len(m.received())
+			cs, err = e.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c2 := byName(t, cs)["web"]; c2.State != c.State || c2.PID != c.PID {
+				t.Errorf("second List: web = %s pid %d, want %s pid %d", c2.State, c2.PID, c.State, c.PID)
+			}
+			if n := len(m.received()); n != asked {
+				t.Errorf("second List asked the hung monitor again (%d commands, had %d)", n, asked)
+			}
+		})
+	}
 }

@@ -162,6 +162,8 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 				recheckEvery = min(2*recheckEvery, recheckMax)
 				recheckT.Reset(recheckEvery)
 			}
+		case <-e.kick:
+			trigger()
 		case <-pollT:
 			if s := listeningSockets(e.lxcpath); s != lastSockets {
 				lastSockets = s
