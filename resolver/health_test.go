@@ -171,10 +171,10 @@ func TestUnhealthyEngineIsNotWaitedFor(t *testing.T) {
 			good := enginetest.NewMemory("docker", []engine.Container{running(idA, 1, "web")})
 			sick := newStuck("sick", running(idB, 2, "sickbox"))
 			proc := newFakeProc()
-			r := New([]engine.Engine{good, sick}, Options{
-				Log: quietLog(), Cgroup: proc.cgroup, Hostname: proc.hostname,
-				RefreshTimeout: 20 * time.Millisecond, MissWait: time.Hour,
-			})
+			proc.setCgroup(2, "docker/"+idB) // sickbox's init, verifiable
+			opts := proc.options()
+			opts.RefreshTimeout, opts.MissWait = 20*time.Millisecond, time.Hour
+			r := New([]engine.Engine{good, sick}, opts)
 			ctx := context.Background()
 			if err := r.Refresh(ctx); err != nil {
 				t.Fatal(err)
