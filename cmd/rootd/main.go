@@ -193,7 +193,7 @@ func run(args []string, stderr io.Writer) int {
 		names[i] = e.Name()
 	}
 	log.Info("rootd listening", "socket", *socket, "engines", names, "pid", os.Getpid())
-	err = srv.Serve(ctx, ln)
+	err = srv.Serve(ctx, ln.UnixListener)
 	<-resDone
 	if err != nil {
 		return fail("serve", err)
