@@ -275,3 +275,45 @@ func TestRefusesUnsafePaths(t *testing.T) {
 		})
 	}
 }
+
+// rootd handles SIGPIPE and SIGHUP itself, but the agents it starts must
+// get both at their default disposition (an ignored signal would survive
+// exec), and must not inherit NOTIFY_SOCKET, which is rootd's alone.
+func TestAgentsInheritNoSignalStateNorNotifySocket(t *testing.T) {
+	d := start(t, io.Discard, []string{"NOTIFY_SOCKET=@rootd-test-absent-notify"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.ProcessStart(ctx, "sigcheck", []string{"/bin/sh", "-c", "grep ^SigIgn: /proc/self/status; env"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stdin.Close()
+	out, err := io.ReadAll(p.Stdout)
+	p.Stdout.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ignored uint64
+	for _, line := range strings.Split(string(out), "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			fmt.Sscanf(strings.TrimSpace(hex), "%x", &ignored)
+		}
+		if strings.HasPrefix(line, "NOTIFY_SOCKET=") {
+			t.Errorf("agent inherited %s", line)
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGPIPE, syscall.SIGHUP} {
+		if ignored&(1<<(sig-1)) != 0 {
+			t.Errorf("agent starts with %v ignored (SigIgn %x)", sig, ignored)
+		}
+	}
+	if !strings.Contains(string(out), "PATH=") {
+		t.Errorf("agent output incomplete:\n%s", out)
+	}
+	d.stop(t)
+}
