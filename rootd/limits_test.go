@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -217,4 +221,68 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// dialAs connects to path with effective uid uid, which is what the kernel
+// records as the peer's credentials. Only the calling thread changes uid:
+// the goroutine locks its thread and never unlocks it, so the thread is
+// thrown away when the goroutine ends.
+func dialAs(uid int, path string) (*net.UnixConn, error) {
+	type result struct {
+		c   *net.UnixConn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, ^uintptr(0), uintptr(uid), ^uintptr(0)); e != 0 {
+			ch <- result{nil, e}
+			return
+		}
+		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+// The flood of issue 10: a uid that is not allowed reconnects in a loop.
+func TestRefusedPeerFloodIsRateLimited(t *testing.T) {
+	requireRoot(t)
+	var logs syncBuffer
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	ts := startServer(t, func(c *Config) {
+		c.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		c.now = clock.now
+	})
+	// Let nobody reach the socket, as the PCP group can on a real host.
+	os.Chmod(filepath.Dir(filepath.Dir(ts.path)), 0o755)
+	os.Chmod(filepath.Dir(ts.path), 0o755)
+	os.Chmod(ts.path, 0o666)
+	flood := func(n int) {
+		t.Helper()
+		for range n {
+			c, err := dialAs(nobody, ts.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectClosed(t, c) // refused before the greeting
+			c.Close()
+		}
+	}
+	const msg = "refusing client: uid not allowed"
+	flood(3 * logBurst)
+	if n := strings.Count(logs.String(), msg); n != logBurst {
+		t.Errorf("%d lines for %d refused connections, want %d", n, 3*logBurst, logBurst)
+	}
+	if !strings.Contains(logs.String(), "peer_uid=65534") {
+		t.Errorf("refusals do not name the uid:\n%s", logs.String())
+	}
+	clock.advance(logWindow)
+	flood(1)
+	if want := "suppressed=" + strconv.Itoa(2*logBurst); strings.Count(logs.String(), msg) != logBurst+1 || !strings.Contains(logs.String(), want) {
+		t.Errorf("after the window: want one more line with %q:\n%s", want, logs.String())
+	}
+	// Root is still served.
+	ts.raw(t)
 }
