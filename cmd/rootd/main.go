@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -166,7 +167,7 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("cannot listen", err)
 	}
-	defer func() {
+	closeSocket := sync.OnceFunc(func() {
 		// The socket file is removed only while it is still the one bound
 		// above: if pmdaroot or another rootd has taken the path, it is
 		// theirs.
@@ -177,7 +178,8 @@ func run(args []string, stderr io.Writer) int {
 		case err != nil:
 			log.Error("removing socket", "socket", ln.Path, "err", err)
 		}
-	}()
+	})
+	defer closeSocket()
 
 	if os.Getenv("GOGC") == "" {
 		// Nearly all of rootd's heap is the long-lived index; a request
@@ -256,6 +258,7 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("serve", err)
 	}
+	closeSocket()
 	log.Info("rootd stopped", "log_writes_dropped", logOut.Dropped(), "log_lines_suppressed", srv.SuppressedLogLines())
 	return 0
 }
