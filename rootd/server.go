@@ -47,13 +47,31 @@ type Config struct {
 	WriteTimeout time.Duration
 	// HostnameOfPID serves the by-PID HOSTNAME form (default procfs.Hostname).
 	HostnameOfPID func(ctx context.Context, pid int) (string, error)
+	// MaxConnections bounds the clients connected at once (default
+	// DefaultMaxConnections). A connection beyond it is closed at once,
+	// before the greeting. Refused peers never hold a slot for longer than
+	// it takes to read their credentials.
+	MaxConnections int
+
+	// now is the clock of log rate limiting; tests replace it.
+	now func() time.Time
 }
+
+// DefaultMaxConnections is far above what a host needs (pmcd holds two
+// connections and each container-aware agent one: tens at most) and low
+// enough that the memory it allows stays small: each served connection
+// holds three wire.MaxPDUSize buffers (read buffer, request, reply: about
+// 13 KiB) plus its goroutine's stack, about 21 KiB in all as measured, so
+// 1024 connections cost about 21 MiB. Descriptors are not the limit: Go
+// raises the soft RLIMIT_NOFILE to the hard one (524288 under systemd).
+const DefaultMaxConnections = 1024
 
 // Server serves the pmdaroot protocol.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	closing atomic.Bool
+	limit   *logLimiter
 
 	mu    sync.Mutex
 	conns map[*net.UnixConn]struct{}
@@ -77,7 +95,10 @@ func NewServer(cfg Config) *Server {
 	if cfg.HostnameOfPID == nil {
 		cfg.HostnameOfPID = procfs.Hostname
 	}
-	return &Server{cfg: cfg, log: cfg.Log, conns: map[*net.UnixConn]struct{}{}}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	return &Server{cfg: cfg, log: cfg.Log, limit: newLogLimiter(cfg.now), conns: map[*net.UnixConn]struct{}{}}
 }
 
 // Serve accepts clients on ln until ctx is cancelled, then stops accepting,
@@ -95,6 +116,9 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 		s.mu.Unlock()
 	})
 	defer stop()
+	sweepDone := make(chan struct{})
+	defer close(sweepDone)
+	go s.reportSuppressedEvery(logWindow, sweepDone)
 	var tempDelay time.Duration
 	for {
 		conn, err := ln.AcceptUnix()
@@ -124,6 +148,11 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 			conn.Close()
 			continue
 		}
+		if len(s.conns) >= s.cfg.MaxConnections {
+			s.mu.Unlock()
+			s.refuseOverLimit(conn)
+			continue
+		}
 		s.conns[conn] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -140,10 +169,65 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	}
 }
 
+// refuseOverLimit closes a connection accepted beyond MaxConnections,
+// before the greeting, and logs who it was (rate-limited).
+func (s *Server) refuseOverLimit(conn *net.UnixConn) {
+	peer, err := peerOf(conn)
+	defer conn.Close()
+	uid := peer.UID
+	if err != nil {
+		uid = noUID
+	}
+	s.logLimited(s.log, uid, slog.LevelWarn, "refusing client: too many connections",
+		"limit", s.cfg.MaxConnections, "peer_pid", peer.PID, "peer_uid", peer.UID)
+}
+
+// logLimited logs msg unless the same message for the same uid has been
+// logged too often lately (see logLimiter); the first line let through
+// after a suppression carries the count of lines suppressed.
+func (s *Server) logLimited(log *slog.Logger, uid uint32, level slog.Level, msg string, args ...any) {
+	ok, suppressed := s.limit.allow(limitKey{uid: uid, msg: msg})
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	log.Log(context.Background(), level, msg, args...)
+}
+
+// reportSuppressedEvery reports lines suppressed for keys that went quiet,
+// every period until done is closed.
+func (s *Server) reportSuppressedEvery(period time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.reportSuppressed()
+		case <-done:
+			return
+		}
+	}
+}
+
+// reportSuppressed logs one line per key whose lines were suppressed and
+// whose window has ended with no line let through since.
+func (s *Server) reportSuppressed() {
+	for _, r := range s.limit.sweep() {
+		s.log.Warn("suppressed repeated log lines", "msg", r.key.msg, "peer_uid", r.key.uid, "count", r.count)
+	}
+}
+
+// SuppressedLogLines is the number of log lines rate limiting has
+// suppressed since the server was made.
+func (s *Server) SuppressedLogLines() uint64 { return s.limit.Total() }
+
 // session is one client's connection state.
 type session struct {
 	srv   *Server
 	conn  *net.UnixConn
+	uid   uint32 // the peer's, for rate-limited logging
 	log   *slog.Logger
 	peer  Peer
 	owner Owner // the client process: it owns the agents it starts
@@ -176,16 +260,16 @@ func (ss *session) bufferedWhole() bool {
 func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	peer, err := peerOf(conn)
 	if err != nil {
-		s.log.Warn("cannot read peer credentials, closing", "err", err)
+		s.logLimited(s.log, noUID, slog.LevelWarn, "cannot read peer credentials, closing", "err", err)
 		return
 	}
 	log := s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)
 	if !s.cfg.Access.Allows(peer) {
-		log.Warn("refusing client: uid not allowed", "peer_gid", peer.GID)
+		s.logLimited(log, peer.UID, slog.LevelWarn, "refusing client: uid not allowed", "peer_gid", peer.GID)
 		return
 	}
 	ss := &session{
-		srv: s, conn: conn, log: log, peer: peer, owner: ownerOf(peer),
+		srv: s, conn: conn, log: log, peer: peer, owner: ownerOf(peer), uid: peer.UID,
 		in:    bufio.NewReaderSize(conn, wire.MaxPDUSize),
 		buf:   make([]byte, wire.MaxPDUSize),
 		reply: make([]byte, 0, wire.MaxPDUSize),
@@ -226,7 +310,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 			conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
-			log.Warn("bad protocol exchange, closing client", "type", hdr.Type, "err", err)
+			ss.warn("bad protocol exchange, closing client", "type", hdr.Type, "err", err)
 			return
 		}
 		if !ss.handle(reqCtx, hdr, pdu) {
@@ -277,8 +361,13 @@ func (ss *session) handle(ctx context.Context, hdr wire.Header, pdu []byte) bool
 	case hdr.Type == wire.TypeStopReq:
 		return ss.stop(hdr, pdu)
 	}
-	ss.log.Warn("bad protocol exchange, closing client", "type", hdr.Type)
+	ss.warn("bad protocol exchange, closing client", "type", hdr.Type)
 	return false
+}
+
+// warn logs a warning a client can provoke at will, rate-limited by its uid.
+func (ss *session) warn(msg string, args ...any) {
+	ss.srv.logLimited(ss.log, ss.uid, slog.LevelWarn, msg, args...)
 }
 
 func (ss *session) replyContainer(t wire.Type, status int32, pid int, name []byte) bool {
@@ -306,7 +395,7 @@ func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) b
 	if err != nil {
 		// The PDU was framed by its header, so the stream is still in step:
 		// answer the error instead of dropping the client.
-		ss.log.Warn("invalid request", "type", hdr.Type, "err", err)
+		ss.warn("invalid request", "type", hdr.Type, "err", err)
 		return ss.replyContainer(replyType, -int32(syscall.EINVAL), 0, nil)
 	}
 	lazy := newLazyDeadline(ctx, ss.srv.cfg.RequestTimeout)
@@ -316,7 +405,7 @@ func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) b
 	if len(req.Name) == 0 {
 		name, err := ss.srv.cfg.HostnameOfPID(ctx, int(req.PID))
 		if err != nil {
-			ss.log.Info("hostname by pid failed", "pid", req.PID, "err", err)
+			ss.srv.logLimited(ss.log, ss.uid, slog.LevelInfo, "hostname by pid failed", "pid", req.PID, "err", err)
 			return ss.replyContainer(replyType, statusOf(err), 0, nil)
 		}
 		return ss.replyContainer(replyType, 0, int(req.PID), []byte(name))
@@ -346,11 +435,11 @@ func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) b
 }
 
 func (ss *session) logLookupError(t wire.Type, name string, err error) {
-	level := slog.LevelDebug
-	if !errorsIsAny(err, errNotFoundLike...) {
-		level = slog.LevelInfo
+	if errorsIsAny(err, errNotFoundLike...) {
+		ss.log.Debug("lookup failed", "type", t, "name", name, "err", err)
+		return
 	}
-	ss.log.Log(context.Background(), level, "lookup failed", "type", t, "name", name, "err", err)
+	ss.srv.logLimited(ss.log, ss.uid, slog.LevelInfo, "lookup failed", "type", t, "name", name, "err", err)
 }
 
 func (ss *session) start(hdr wire.Header, pdu []byte) bool {
@@ -369,7 +458,7 @@ func (ss *session) start(hdr wire.Header, pdu []byte) bool {
 		if errors.Is(err, ErrNotAllowed) {
 			status = -int32(syscall.EPERM)
 		} else {
-			ss.log.Warn("agent not started", "reason", reason, "label", string(label), "err", err)
+			ss.warn("agent not started", "reason", reason, "label", string(label), "err", err)
 		}
 		out, _ := wire.AppendStart(ss.reply[:0], wire.Start{Type: wire.TypeStart, Status: status, IPCType: req.IPCType, Label: label})
 		return ss.send(out, emptyRights()) == nil
@@ -426,7 +515,7 @@ func (ss *session) stop(hdr wire.Header, pdu []byte) bool {
 	procs := ss.srv.cfg.Processes
 	switch {
 	case err != nil:
-		ss.log.Warn("invalid request", "type", hdr.Type, "err", err)
+		ss.warn("invalid request", "type", hdr.Type, "err", err)
 		reply.Status = -int32(syscall.EINVAL)
 	case procs == nil:
 		reply.Status = -int32(syscall.EPERM)
@@ -436,7 +525,7 @@ func (ss *session) stop(hdr wire.Header, pdu []byte) bool {
 			sig = syscall.SIGKILL
 		}
 		if err := procs.Signal(ss.owner, int(req.PID), sig); err != nil {
-			ss.log.Warn("refused to signal", "pid", req.PID, "signal", sig, "owner", ss.owner.String(), "err", err)
+			ss.warn("refused to signal", "pid", req.PID, "signal", sig, "owner", ss.owner.String(), "err", err)
 			reply.Status = statusOf(err)
 		} else {
 			ss.log.Info("signalled agent", "pid", req.PID, "signal", sig)

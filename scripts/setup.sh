@@ -19,10 +19,12 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 
-# Everything the tests use, installed together: one apt-get update and one
+# Everything the tests use, installed together (systemd for
+# systemd-analyze verify of dist/: Debian 12 installs it by default, and it
+# installs without running as init): one apt-get update and one
 # install is far faster than each engine script fetching its own.
 packages="docker.io containerd podman catatonit lxc lxc-templates busybox-static
-	libpcp-pmda3-dev libpcp3-dev libpcp-gui2 pcp-conf gcc libc6-dev util-linux passwd procps"
+	libpcp-pmda3-dev libpcp3-dev libpcp-gui2 pcp-conf gcc libc6-dev util-linux passwd procps systemd"
 missing=
 for p in $packages; do
 	dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"

@@ -30,6 +30,28 @@ go vet -tags integration ./...
 echo "== reproducible build (make, twice, two directories)"
 sh scripts/reproducible.sh
 
+echo "== systemd units (dist/)"
+# systemd-analyze verify needs no running systemd. The units are checked as
+# a switched-over host has them: rootd.service with its drop-in, and a
+# stand-in pmcd.service (PCP is not installed here) with rootd's drop-in;
+# SYSTEMD_UNIT_PATH makes verify find the drop-in directories. Unknown keys
+# and the like are only warnings to verify, so any output is a failure.
+units=$(mktemp -d)
+trap 'rm -rf "$units"' EXIT
+go build -o "$units/rootd" ./cmd/rootd
+cp -r dist/rootd.service dist/rootd.service.d dist/pmcd.service.d "$units/"
+sed -i "s|^ExecStart=/usr/local/sbin/rootd|ExecStart=$units/rootd|" "$units/rootd.service"
+printf '[Unit]\nDescription=stand-in for PCP pmcd\n[Service]\nType=notify\nExecStart=/bin/true\n' >"$units/pmcd.service"
+verify=$(SYSTEMD_UNIT_PATH="$units:" systemd-analyze verify "$units/rootd.service" "$units/pmcd.service" 2>&1) || {
+	echo "$verify" >&2
+	exit 1
+}
+if [ -n "$verify" ]; then
+	echo "systemd-analyze verify complains:" >&2
+	echo "$verify" >&2
+	exit 1
+fi
+
 echo "== unit tests"
 go test -race -count=1 ./...
 

@@ -8,19 +8,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"os/user"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/cli"
+	"github.com/rootd-project/rootd/internal/logfile"
 	"github.com/rootd-project/rootd/internal/pcpconf"
 	"github.com/rootd-project/rootd/internal/procfs"
+	"github.com/rootd-project/rootd/internal/sdnotify"
 	"github.com/rootd-project/rootd/internal/version"
 	"github.com/rootd-project/rootd/resolver"
 	"github.com/rootd-project/rootd/rootd"
@@ -31,10 +35,15 @@ const usage = `Usage: rootd [-s PATH] [-l LOGFILE] [flags]
 rootd answers PCP's privileged "root" socket: it resolves containers of every
 configured engine (by name, full ID or unique ID prefix) to their init PID,
 hostname and cgroup path, and starts, reaps and stops pmcd's agents. It runs
-in the foreground; stop it with SIGTERM or SIGINT.
+in the foreground; stop it with SIGTERM or SIGINT. SIGHUP reopens the -l log
+file (for logrotate). Under systemd (Type=notify) it reports READY=1 once the
+socket is bound and the first index is built, STOPPING=1 when it stops.
 
 Only root, the PCP account and the users and groups given with --allow-uid
-and --allow-gid may connect.
+and --allow-gid may connect. The socket's directory and every directory above
+it must be root's and not writable by group or others (a root-owned sticky
+directory like /tmp is accepted); the -l file must not be a symlink (nor
+have one in its path) and, if it exists, must be a root-owned regular file.
 
 Flags:
 `
@@ -51,6 +60,18 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// SIGPIPE must never kill rootd: a write to standard error whose reader
+	// went away (a closed journal stream, a shell pipe) raises it, and Go
+	// dies of it on descriptors 1 and 2 unless the signal is notified. The
+	// write then fails with EPIPE and is counted as dropped. Notify, not
+	// Ignore: an ignored signal stays ignored across exec, and the agents
+	// rootd starts must get the default disposition, as from pmdaroot.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// SIGHUP reopens the log; installed first so that one arriving during
+	// start-up does not kill rootd either.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
 	pcp := pcpconf.Load(os.Getenv)
 	fs := flag.NewFlagSet("rootd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		reqTimeout = fs.Duration("request-timeout", 5*time.Second, "longest one container lookup may take")
 		readTO     = fs.Duration("read-timeout", 5*time.Second, "longest a client may take to send the rest of a request once begun")
 		showVer    = fs.Bool("version", false, "print the version, commit and commit date, then exit")
+		maxConns   = fs.Int("max-connections", rootd.DefaultMaxConnections, "most clients connected at once; more are closed before the greeting")
 	)
 	fs.Var(&engines, "engines", "comma-separated `engines` to use (default: all compiled in: "+strings.Join(driverNames(), ", ")+")")
 	fs.Var(&allowUIDs, "allow-uid", "also allow these `users` (names or uids; repeatable, comma-separated)")
@@ -94,12 +116,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version.Get().String("rootd"))
 		return 0
 	}
+	if *maxConns < 1 {
+		fmt.Fprintf(stderr, "rootd: --max-connections must be at least 1\n")
+		return 2
+	}
 
-	logOut, err := cli.OpenLog(*logPath)
+	logOut, err := logfile.Open(*logPath, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 1
 	}
+	defer logOut.Close()
 	log, err := cli.Logger(logOut, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "rootd: %v\n", err)
@@ -109,6 +136,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error(msg, "err", err)
 		fmt.Fprintf(stderr, "rootd: %s: %v\n", msg, err)
 		return 1
+	}
+	notify, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Warn("not reporting readiness to systemd", "err", err)
 	}
 
 	access := rootd.Access{}
@@ -143,7 +174,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("cannot listen", err)
 	}
-	defer ln.Close()
+	closeSocket := sync.OnceFunc(func() {
+		// The socket file is removed only while it is still the one bound
+		// above: if pmdaroot or another rootd has taken the path, it is
+		// theirs.
+		err := ln.Close()
+		switch {
+		case errors.Is(err, rootd.ErrSocketLost):
+			log.Warn("socket path was taken over; leaving it alone", "socket", ln.Path, "err", err)
+		case err != nil:
+			log.Error("removing socket", "socket", ln.Path, "err", err)
+		}
+	})
+	defer closeSocket()
 
 	if os.Getenv("GOGC") == "" {
 		// Nearly all of rootd's heap is the long-lived index; a request
@@ -155,6 +198,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	stoppingSent := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		defer close(stoppingSent)
+		if err := notify.Notify(sdnotify.Stopping); err != nil {
+			log.Warn("telling systemd rootd is stopping", "err", err)
+		}
+	})
+	go reopenOnHangup(ctx, hup, logOut, log)
 
 	// Opened once, rootd's own UTS namespace is where every hostname read
 	// returns to.
@@ -184,6 +235,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// behind; hand it back now rather than whenever the GC gets to it.
 		debug.FreeOSMemory()
 		log.Info("index ready", "containers", n, "took", time.Since(start).Round(time.Millisecond))
+		// The socket is bound and answers from a whole index: pmcd, ordered
+		// after rootd, may start now.
+		if err := notify.Notify(sdnotify.Ready); err != nil {
+			log.Warn("telling systemd rootd is ready", "err", err)
+		}
 	}()
 
 	srv := rootd.NewServer(rootd.Config{
@@ -194,19 +250,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 		HostnameOfPID:  uts.Hostname,
 		RequestTimeout: *reqTimeout,
 		ReadTimeout:    *readTO,
+		MaxConnections: *maxConns,
 	})
 	names := make([]string, len(opened))
 	for i, e := range opened {
 		names[i] = e.Name()
 	}
-	log.Info("rootd listening", "socket", *socket, "engines", names, "pid", os.Getpid())
-	err = srv.Serve(ctx, ln)
+	log.Info("rootd listening", "socket", ln.Path, "engines", names, "pid", os.Getpid(), "max_connections", *maxConns)
+	err = srv.Serve(ctx, ln.UnixListener)
 	<-resDone
+	if ctx.Err() != nil {
+		<-stoppingSent
+	}
 	if err != nil {
 		return fail("serve", err)
 	}
-	log.Info("rootd stopped")
+	closeSocket()
+	log.Info("rootd stopped", "log_writes_dropped", logOut.Dropped(), "log_lines_suppressed", srv.SuppressedLogLines())
 	return 0
+}
+
+// reopenOnHangup reopens the log file on each SIGHUP until ctx is done, and
+// says so in one line (in the new file). If the path has become unsafe or
+// cannot be opened, logging stays on the file already open.
+func reopenOnHangup(ctx context.Context, hup <-chan os.Signal, out *logfile.Log, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		switch err := out.Reopen(); {
+		case errors.Is(err, logfile.ErrNoFile):
+			log.Info("SIGHUP: logging to standard error, nothing to reopen")
+		case err != nil:
+			log.Error("SIGHUP: cannot reopen the log file; still writing to the one open", "path", out.Path(), "err", err)
+		default:
+			log.Info("SIGHUP: log file reopened", "path", out.Path())
+		}
+	}
 }
 
 func driverNames() []string {

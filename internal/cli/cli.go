@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/user"
 	"strconv"
 	"strings"
@@ -74,12 +73,4 @@ func Logger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("bad log level %q (debug, info, warn, error)", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// OpenLog opens path for appending, or returns stderr for "" or "-".
-func OpenLog(path string) (io.Writer, error) {
-	if path == "" || path == "-" {
-		return os.Stderr, nil
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 }
