@@ -19,6 +19,7 @@ var ErrInUse = errors.New("another server is listening")
 type ListenOptions struct {
 	// Group, if it exists on the host, gets read-write access to the
 	// socket (mode 0660); otherwise the socket is root's alone (0600).
+	// A number is a gid and needs no /etc/group (a scratch container).
 	Group string
 }
 
@@ -54,8 +55,7 @@ func Listen(path string, opts ListenOptions) (*net.UnixListener, error) {
 		return nil, err
 	}
 	if opts.Group != "" {
-		if g, err := user.LookupGroup(opts.Group); err == nil {
-			gid, _ := strconv.Atoi(g.Gid)
+		if gid, ok := lookupGID(opts.Group); ok {
 			if err := os.Chown(path, 0, gid); err == nil {
 				err = os.Chmod(path, 0o660)
 			}
@@ -67,4 +67,14 @@ func Listen(path string, opts ListenOptions) (*net.UnixListener, error) {
 	}
 	// Go already opens the listener close-on-exec, so agents never inherit it.
 	return ln, nil
+}
+
+// lookupGID resolves a group name, or takes a number as the gid itself.
+func lookupGID(group string) (int, bool) {
+	if g, err := user.LookupGroup(group); err == nil {
+		gid, err := strconv.Atoi(g.Gid)
+		return gid, err == nil
+	}
+	gid, err := strconv.ParseUint(group, 10, 32)
+	return int(gid), err == nil
 }
