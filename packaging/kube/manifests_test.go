@@ -243,7 +243,7 @@ func TestDaemonSet(t *testing.T) {
 // mount, and why.
 var waived = map[string]string{
 	"/usr/share/containers/storage.conf": "Podman's vendor storage.conf, read only when /etc/containers/storage.conf is absent; its defaults are rootd's built-in ones. Not mounted: /usr may be read-only, and hostPath would create it",
-	"/tmp": "rootless Podman run roots without XDG_RUNTIME_DIR (/tmp/podman-run-UID); mount /tmp read-only to see those",
+	"/tmp":                               "rootless Podman run roots without XDG_RUNTIME_DIR (/tmp/podman-run-UID); mount /tmp read-only to see those",
 }
 
 // TestMountsCoverEnginePaths cross-checks the DaemonSet against the
