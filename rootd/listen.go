@@ -56,7 +56,10 @@ func Listen(path string, opts ListenOptions) (*net.UnixListener, error) {
 	}
 	if opts.Group != "" {
 		if gid, ok := lookupGID(opts.Group); ok {
-			if err := os.Chown(path, 0, gid); err == nil {
+			// Without CAP_CHOWN (a container's capabilities) this fails:
+			// say so rather than leave the socket root's alone.
+			err := os.Chown(path, 0, gid)
+			if err == nil {
 				err = os.Chmod(path, 0o660)
 			}
 			if err != nil {

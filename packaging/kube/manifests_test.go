@@ -166,8 +166,8 @@ func TestDaemonSet(t *testing.T) {
 	if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("drop %v, want [ALL]", sc.Capabilities.Drop)
 	}
-	if got := slices.Sorted(slices.Values(sc.Capabilities.Add)); !slices.Equal(got, []corev1.Capability{"SYS_ADMIN", "SYS_PTRACE"}) {
-		t.Errorf("add %v, want exactly SYS_ADMIN and SYS_PTRACE (see scripts/image-test.sh)", got)
+	if got := slices.Sorted(slices.Values(sc.Capabilities.Add)); !slices.Equal(got, []corev1.Capability{"CHOWN", "SYS_ADMIN", "SYS_PTRACE"}) {
+		t.Errorf("add %v, want exactly CHOWN, SYS_ADMIN and SYS_PTRACE (see scripts/image-test.sh)", got)
 	}
 	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Error("readOnlyRootFilesystem: true")
