@@ -178,6 +178,6 @@ rpm -qp --nosignature --scripts "$rpmf" 2>/dev/null | grep -q 'rootd-switch disa
 step "rpm header and file list"
 
 # 8. The packaging module's tests (Kubernetes manifests, strict decoding).
-(cd packaging && go test -count=1 ./...) || fail "packaging module tests"
+(cd packaging && go vet ./... && go test -count=1 ./...) || fail "packaging module tests"
 step "go test (packaging module: manifests)"
 say "ok"
