@@ -69,7 +69,8 @@ sde=$(git log -1 --format=%ct)
 [ "$(label version)" = "$(cat VERSION)" ] || fail "label version: $(label version)"
 [ "$(label revision)" = "$(git rev-parse HEAD)" ] || fail "label revision: $(label revision)"
 [ "$(label created)" = "$(date -u -d "@$sde" +%Y-%m-%dT%H:%M:%SZ)" ] || fail "label created: $(label created)"
-[ "$(label licenses)" = Apache-2.0 ] && [ -n "$(label source)" ] || fail "labels licenses/source"
+[ "$(label licenses)" = Apache-2.0 ] || fail "label licenses: $(label licenses)"
+[ -n "$(label source)" ] || fail "no source label"
 [ "$($DOCKER image inspect rootd:ci --format '{{.Config.User}}')" = 0:0 ] || fail "image user"
 step "make image (+ labels)"
 

@@ -13,7 +13,6 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
-top=$(pwd)
 
 say() { echo "package-test.sh: $*"; }
 fail() { echo "package-test.sh: FAIL: $*" >&2; exit 1; }
@@ -64,7 +63,7 @@ fi
 while read -r p; do [ -e "$p" ] && echo "$p"; done <"$work/paths" >"$work/existed"
 
 # 3. Install; nothing of pmcd's may change.
-pmcd_state() { ls -la /etc/pcp/pmcd /etc/systemd/system/pmcd.service.d 2>/dev/null | md5sum; }
+pmcd_state() { find /etc/pcp/pmcd /etc/systemd/system/pmcd.service.d -type f -exec md5sum {} + 2>/dev/null | sort | md5sum; }
 before=$(pmcd_state)
 dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log" >&2; fail "dpkg -i"; }
 [ "$(pmcd_state)" = "$before" ] || fail "installing the package changed pmcd's configuration"
@@ -85,7 +84,9 @@ for f in $(/usr/sbin/rootd -h 2>&1 | sed -n 's/^  -\([a-z][a-z-]*\).*/\1/p'); do
 done
 [ -f /lib/systemd/system/rootd.service ] || fail "no unit installed"
 grep -q '^ExecStart=/usr/sbin/rootd' /lib/systemd/system/rootd.service || fail "packaged unit does not run /usr/sbin/rootd"
-[ -f /usr/share/doc/rootd/copyright ] && [ -f /usr/share/doc/rootd/operations.md ] || fail "docs missing"
+for f in copyright operations.md README.md; do
+	[ -f "/usr/share/doc/rootd/$f" ] || fail "/usr/share/doc/rootd/$f missing"
+done
 [ -f /etc/logrotate.d/rootd ] || fail "logrotate snippet missing"
 if command -v logrotate >/dev/null 2>&1; then
 	logrotate -d /etc/logrotate.d/rootd >"$work/logrotate.log" 2>&1 || { cat "$work/logrotate.log" >&2; fail "logrotate -d"; }
