@@ -136,8 +136,24 @@ sw disable >/dev/null
 unset ROOTD_SHARE_DIR
 step "rootd-switch enable x2, disable x2, edit-while-switched"
 
-# 6. Purge: every path the package brought is gone; dpkg is clean.
+# 6. Reinstalling (dpkg's upgrade path) keeps a switched machine switched;
+#    removing the package while switched gives pmcd pmdaroot back, exactly.
+#    The maintainer scripts find the scratch pmcd.conf through the
+#    environment dpkg passes on.
+cp "$orig" "$work/pmcd.conf"
+rm -f "$work/pmcd.conf.pre-rootd"
+export PCP_PMCDCONF_PATH="$work/pmcd.conf" ROOTD_SYSTEMD_DIR="$work/systemd"
+/usr/sbin/rootd-switch enable --no-restart >/dev/null
+dpkg -i "$deb" >"$work/dpkg-i2.log" 2>&1 || { cat "$work/dpkg-i2.log" >&2; fail "dpkg -i over itself"; }
+/usr/sbin/rootd-switch status >/dev/null || fail "reinstalling undid the switch"
+step "dpkg -i again (upgrade path), still switched"
+
+# 7. Purge: pmcd.conf restored; every path the package brought is gone;
+#    dpkg is clean.
 dpkg -P rootd >"$work/dpkg-P.log" 2>&1 || { cat "$work/dpkg-P.log" >&2; fail "dpkg -P"; }
+unset PCP_PMCDCONF_PATH ROOTD_SYSTEMD_DIR
+cmp "$orig" "$work/pmcd.conf" || fail "removing the package did not restore pmcd.conf"
+[ ! -e "$work/pmcd.conf.pre-rootd" ] || fail "backup left after removal"
 left=
 while read -r p; do
 	grep -qxF "$p" "$work/existed" && continue
@@ -147,9 +163,9 @@ done <"$work/paths"
 audit=$(dpkg --audit 2>&1)
 [ -z "$audit" ] || fail "dpkg --audit: $audit"
 [ "$(pmcd_state)" = "$before" ] || fail "install/purge changed pmcd's configuration"
-step "dpkg -P (nothing left, dpkg --audit clean)"
+step "dpkg -P (pmcd.conf restored, nothing left, dpkg --audit clean)"
 
-# 7. The .rpm: header and file list.
+# 8. The .rpm: header and file list.
 q() { rpm -qp --nosignature --qf "$1" "$rpmf" 2>/dev/null; }
 [ "$(q '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{LICENSE}')" = "rootd $(cat VERSION) 1 x86_64 Apache-2.0" ] ||
 	fail "rpm header: $(q '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{LICENSE}')"
@@ -178,7 +194,7 @@ rpm -qp --nosignature --configfiles "$rpmf" 2>/dev/null | grep -qx /etc/logrotat
 rpm -qp --nosignature --scripts "$rpmf" 2>/dev/null | grep -q 'rootd-switch disable' || fail "rpm has no preun rollback"
 step "rpm header and file list"
 
-# 8. The packaging module's tests (Kubernetes manifests, strict decoding).
+# 9. The packaging module's tests (Kubernetes manifests, strict decoding).
 (cd packaging && go vet ./... && go test -count=1 ./...) || fail "packaging module tests"
 step "go test (packaging module: manifests)"
 say "ok"
