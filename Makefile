@@ -40,8 +40,9 @@ STAGE := $(BIN)/pkgroot
 man: all
 	rm -rf $(STAGE)/man
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/gendocs -bin $(BIN) -o $(STAGE)/man
-	mandoc -T lint -W all $(STAGE)/man/man8/rootd.8 $(STAGE)/man/man1/rootctl.1
-	gzip -9nf $(STAGE)/man/man8/rootd.8 $(STAGE)/man/man1/rootctl.1
+	cp packaging/man/rootd-switch.8 $(STAGE)/man/man8/
+	mandoc -T lint -W all $(STAGE)/man/man8/rootd.8 $(STAGE)/man/man8/rootd-switch.8 $(STAGE)/man/man1/rootctl.1
+	gzip -9nf $(STAGE)/man/man8/rootd.8 $(STAGE)/man/man8/rootd-switch.8 $(STAGE)/man/man1/rootctl.1
 
 # Packages with nfpm used as a library from the separate tool module in
 # packaging/ (its dependencies stay out of rootd's go.mod).

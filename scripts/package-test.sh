@@ -75,7 +75,8 @@ step "dpkg -i"
 say "$(/usr/sbin/rootd --version)"
 [ "$(man -w rootd)" = /usr/share/man/man8/rootd.8.gz ] || fail "man -w rootd: $(man -w rootd 2>&1)"
 [ "$(man -w rootctl)" = /usr/share/man/man1/rootctl.1.gz ] || fail "man -w rootctl"
-for page in /usr/share/man/man8/rootd.8.gz /usr/share/man/man1/rootctl.1.gz; do
+[ "$(man -w rootd-switch)" = /usr/share/man/man8/rootd-switch.8.gz ] || fail "man -w rootd-switch"
+for page in /usr/share/man/man8/rootd.8.gz /usr/share/man/man8/rootd-switch.8.gz /usr/share/man/man1/rootctl.1.gz; do
 	out=$(zcat "$page" | mandoc -T lint -W all 2>&1) || fail "mandoc -T lint $page: $out"
 done
 # Every flag rootd accepts is in its page.
@@ -182,6 +183,7 @@ cat >"$work/rpm-want" <<'LIST'
 /usr/share/doc/rootd/protocol.md
 /usr/share/licenses/rootd/LICENSE
 /usr/share/man/man1/rootctl.1.gz
+/usr/share/man/man8/rootd-switch.8.gz
 /usr/share/man/man8/rootd.8.gz
 /var/log/rootd
 LIST
