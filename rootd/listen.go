@@ -32,6 +32,7 @@ var ErrSocketLost = errors.New("socket path no longer ours")
 type ListenOptions struct {
 	// Group, if it exists on the host, gets read-write access to the
 	// socket (mode 0660); otherwise the socket is root's alone (0600).
+	// A number is a gid and needs no /etc/group (a scratch container).
 	Group string
 }
 
@@ -92,10 +93,11 @@ func Listen(path string, opts ListenOptions) (*Socket, error) {
 	}
 	gid := -1
 	if opts.Group != "" {
-		if g, err := user.LookupGroup(opts.Group); err == nil {
-			if gid, err = strconv.Atoi(g.Gid); err != nil {
-				return nil, fmt.Errorf("group %s has gid %q: %w", opts.Group, g.Gid, err)
-			}
+		// A name, or a number for hosts (and scratch images) without the
+		// group in /etc/group. The group is applied in claim, and failing
+		// to apply it (no CAP_CHOWN) is an error, never a root-only socket.
+		if g, ok := lookupGID(opts.Group); ok {
+			gid = g
 		}
 	}
 	// bind(2) creates the file with mode 0777 &^ umask: 0600 or, when a
@@ -259,4 +261,14 @@ func checkSocketDir(d string) error {
 		return fmt.Errorf("%s is writable by group or others (mode %v): %w", d, fi.Mode().Perm(), ErrUnsafeDir)
 	}
 	return nil
+}
+
+// lookupGID resolves a group name, or takes a number as the gid itself.
+func lookupGID(group string) (int, bool) {
+	if g, err := user.LookupGroup(group); err == nil {
+		gid, err := strconv.Atoi(g.Gid)
+		return gid, err == nil
+	}
+	gid, err := strconv.ParseUint(group, 10, 32)
+	return int(gid), err == nil
 }

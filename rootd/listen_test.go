@@ -266,6 +266,27 @@ func requireRoot(t *testing.T) {
 	}
 }
 
+// A numeric group needs no /etc/group: in a scratch image the PCP group is
+// given as a gid, and the socket must still be the group's, not root's alone.
+func TestListenNumericGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another group needs root")
+	}
+	path := filepath.Join(t.TempDir(), "root.socket")
+	ln, err := Listen(path, ListenOptions{Group: "54321"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Gid != 54321 {
+		t.Errorf("mode %v gid %d, want 0660 and 54321", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid)
+	}
+}
+
 func TestAccess(t *testing.T) {
 	a := Access{UIDs: map[uint32]bool{998: true}, GIDs: map[uint32]bool{50: true}}
 	tests := []struct {
