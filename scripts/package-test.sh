@@ -97,16 +97,6 @@ step "installed files (--version, man -w, lint, unit, docs)"
 # 5. The switch, on a scratch copy of Debian's pmcd.conf.
 sw() { /usr/sbin/rootd-switch "$@" --pmcd-conf "$work/pmcd.conf" --systemd-dir "$work/systemd" --no-restart; }
 orig=packaging/testdata/pmcd.conf.debian-pcp-6.0.3
-shared_dropin=/usr/share/rootd/pmcd.service.d/rootd.conf
-if [ ! -f "$shared_dropin" ]; then
-	# dist/pmcd.service.d/rootd.conf not on this branch yet: exercise the
-	# drop-in path with a stand-in.
-	mkdir -p "$work/share/pmcd.service.d"
-	printf '[Unit]\nAfter=rootd.service\nWants=rootd.service\n' >"$work/share/pmcd.service.d/rootd.conf"
-	export ROOTD_SHARE_DIR="$work/share"
-	shared_dropin=$work/share/pmcd.service.d/rootd.conf
-	say "no pmcd drop-in in the package yet; testing rootd-switch with a stand-in"
-fi
 cp "$orig" "$work/pmcd.conf"
 chmod 0644 "$work/pmcd.conf"
 if sw status >/dev/null; then fail "status says enabled before enable"; fi
@@ -114,7 +104,9 @@ sw enable >/dev/null
 grep -q '^[[:space:]]*root[[:space:]]' "$work/pmcd.conf" && fail "root line still active after enable"
 grep -q '^#rootd-switch: root	1	pipe	binary		/var/lib/pcp/pmdas/root/pmdaroot$' "$work/pmcd.conf" || fail "root line not commented as expected"
 cmp -s "$orig" "$work/pmcd.conf.pre-rootd" || fail "backup differs from the original"
-cmp -s "$shared_dropin" "$work/systemd/pmcd.service.d/rootd.conf" || fail "pmcd drop-in not installed"
+for d in pmcd.service.d/rootd.conf rootd.service.d/pmcd.conf; do
+	cmp -s "/usr/share/rootd/$d" "$work/systemd/$d" || fail "drop-in $d not installed"
+done
 cp "$work/pmcd.conf" "$work/after-enable"
 sw enable >/dev/null
 cmp -s "$work/pmcd.conf" "$work/after-enable" || fail "second enable changed pmcd.conf"
@@ -124,7 +116,7 @@ sw status >/dev/null || fail "status does not say enabled"
 sw disable >/dev/null
 cmp "$orig" "$work/pmcd.conf" || fail "disable did not restore pmcd.conf byte for byte"
 [ ! -e "$work/pmcd.conf.pre-rootd" ] || fail "backup left after an exact restore"
-[ ! -e "$work/systemd/pmcd.service.d" ] || fail "drop-in (directory) left after disable"
+[ ! -e "$work/systemd/pmcd.service.d" ] && [ ! -e "$work/systemd/rootd.service.d" ] || fail "drop-in (directory) left after disable"
 sw disable >/dev/null
 cmp -s "$orig" "$work/pmcd.conf" || fail "second disable changed pmcd.conf"
 if sw status >/dev/null; then fail "status says enabled after disable"; fi
@@ -187,7 +179,7 @@ cat >"$work/rpm-want" <<'LIST'
 /usr/share/man/man8/rootd.8.gz
 /var/log/rootd
 LIST
-for f in $(cd dist && find . -path './pmcd.service.d/*' -type f | sed 's|^\./||'); do
+for f in $(cd dist && find . -path './*.service.d/*' -type f | sed 's|^\./||'); do
 	echo "/usr/share/rootd/$f" >>"$work/rpm-want"
 done
 sort -o "$work/rpm-want" "$work/rpm-want"

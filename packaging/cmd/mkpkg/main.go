@@ -104,9 +104,10 @@ func main() {
 }
 
 // distContents stages dist/'s systemd files and says where each goes:
-// dist/NAME.service -> the system unit directory; dist/pmcd.service.d/* ->
-// /usr/share/rootd/pmcd.service.d/ (installed into /etc only by
-// rootd-switch enable: the package itself never changes pmcd).
+// dist/NAME.service -> the system unit directory; the drop-ins
+// dist/pmcd.service.d/* and dist/rootd.service.d/* -> /usr/share/rootd/
+// (installed into /etc only by rootd-switch enable: the package itself never
+// changes how pmcd runs).
 func distContents(stage string) (files.Contents, error) {
 	var out files.Contents
 	var paths []string
@@ -140,7 +141,7 @@ func distContents(stage string) (files.Contents, error) {
 			out = append(out,
 				&files.Content{Source: staged, Destination: "/lib/systemd/system/" + rel, Packager: "deb", FileInfo: info},
 				&files.Content{Source: staged, Destination: "/usr/lib/systemd/system/" + rel, Packager: "rpm", FileInfo: info})
-		case strings.HasPrefix(rel, "pmcd.service.d/"):
+		case strings.HasPrefix(rel, "pmcd.service.d/") || strings.HasPrefix(rel, "rootd.service.d/"):
 			out = append(out, &files.Content{Source: staged, Destination: "/usr/share/rootd/" + rel, FileInfo: info})
 		default:
 			return nil, fmt.Errorf("dist/%s: no rule says where it goes in the package (see packaging/cmd/mkpkg)", rel)
