@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&allowGIDs, "allow-gid", "also allow members of these `groups` (names or gids; repeatable)")
 	fs.Var(&allowExec, "allow-exec", "only start these `programs` for pmcd; an entry ending in / allows a directory (default: any, as pmdaroot)")
 	set := engine.Configure(fs)
+	pm := addPMDAFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -94,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	logOut, err := cli.OpenLog(*logPath)
+	logOut, err := pm.openLog(*logPath, pcp, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 1
@@ -139,10 +140,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 
 	ln, err := rootd.Listen(*socket, rootd.ListenOptions{Group: pcp.Group})
-	if err != nil {
+	if ln, err = pm.listened(ln, err, log, *socket); err != nil {
 		return fail("cannot listen", err)
 	}
 	defer ln.Close()
+	pm.begin(log)
 
 	if os.Getenv("GOGC") == "" {
 		// Nearly all of rootd's heap is the long-lived index; a request
@@ -154,6 +156,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	ctx = pm.context(ctx)
 
 	// Opened once, rootd's own UTS namespace is where every hostname read
 	// returns to.
@@ -163,6 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer uts.Close()
 	res := resolver.New(opened, resolver.Options{Log: log, Hostname: uts.Hostname})
+	pm.setSource(res)
 	resDone := make(chan struct{})
 	go func() {
 		defer close(resDone)
@@ -199,7 +203,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		names[i] = e.Name()
 	}
 	log.Info("rootd listening", "socket", *socket, "engines", names, "pid", os.Getpid())
-	err = srv.Serve(ctx, ln)
+	err = pm.serve(ctx, srv, ln)
 	<-resDone
 	if err != nil {
 		return fail("serve", err)
