@@ -234,6 +234,7 @@ func (a *Agent) fetch(pmids []uint32) []byte {
 			sets[i].Status = ErrPMID
 			continue
 		}
+		sets[i].Values = make([]Value, 0, len(a.inst.list))
 		for _, in := range a.inst.list {
 			if !a.profile.In(ContainersInDom, in.num) {
 				continue

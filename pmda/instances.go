@@ -26,6 +26,10 @@ type instances struct {
 	byKey  map[string]*inst
 	byName map[string]*inst
 	list   []*inst // by number
+	// last is the instance of each entry of the listing update last saw,
+	// in the listing's order: while the index generation stays the same,
+	// the listing holds the same containers in the same order.
+	last []*inst
 }
 
 func newInstances() *instances {
@@ -40,13 +44,11 @@ func keyOf(c *resolver.Listed) string {
 
 // update brings the domain in line with a listing.
 func (s *instances) update(gen uint64, listing []resolver.Listed) {
-	if s.primed && gen == s.gen && len(listing) == len(s.list) {
+	if s.primed && gen == s.gen && len(listing) == len(s.last) {
 		// Same index generation: only values (a cgroup read since) may
 		// differ; refresh them in place.
-		for i := range listing {
-			if in := s.byKey[keyOf(&listing[i])]; in != nil {
-				in.c = listing[i]
-			}
+		for i, in := range s.last {
+			in.c = listing[i]
 		}
 		return
 	}
@@ -93,6 +95,10 @@ func (s *instances) update(gen uint64, listing []resolver.Listed) {
 			s.byName[in.name] = in
 		}
 		s.list = append(s.list, in)
+	}
+	s.last = s.last[:0]
+	for i := range listing {
+		s.last = append(s.last, s.byKey[keyOf(&listing[i])])
 	}
 	// Numbers only grow, so appending keeps the list sorted; this guards
 	// against a future change breaking that.

@@ -128,11 +128,12 @@ again under its restart policy, else 0.`,
 		Name:    "containers.cgroup",
 		Desc:    Desc{PMID: PMID(Domain, 0, 6), Type: TypeString, InDom: ContainersInDom, Sem: SemDiscrete},
 		OneLine: "cgroup path of each container's init process",
-		Help: `The cgroup of the container's init process as /proc/PID/cgroup shows
-it (the unified hierarchy's where there is one), without the leading
-slash: docker/ID, system.slice/docker-ID.scope, machine.slice/libpod-ID.scope,
-lxc.payload.NAME, NAMESPACE/ID, ... It is read, not derived from a naming
-convention. There is no value for a container that is not running or paused.`,
+		Help: `The cgroup of the container's init process, read from /proc/PID/cgroup
+(the memory controller's line on cgroup v1 and hybrid hosts, the unified
+line on pure cgroup v2), without the leading slash: docker/ID,
+system.slice/docker-ID.scope, libpod_parent/libpod-ID, lxc.payload.NAME,
+NAMESPACE/ID, ... It is the path pmdaproc filters processes by. There is
+no value for a container that is not running or paused.`,
 		value: strMetric(func(c *resolver.Listed) (string, bool) { return c.Cgroup, running(c) && c.Cgroup != "" }),
 	},
 }
