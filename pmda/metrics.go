@@ -70,8 +70,9 @@ var Metrics = []Metric{
 		OneLine: "container engine that runs each container",
 		Help: `The runtime through which rootd knows the container: docker, podman,
 containerd or lxc (or static, for a list read from a file). A container
-that two engines report (Docker's containers also appear in containerd's
-"moby" namespace) is reported once, under the engine rootd consults first.`,
+that two engines report (a Docker container in containerd's "moby"
+namespace, when rootd is told not to skip it) is one instance, reported
+under the engine rootd consults first.`,
 		value: strMetric(func(c *resolver.Listed) (string, bool) { return c.Engine, true }),
 	},
 	{
