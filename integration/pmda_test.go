@@ -396,8 +396,9 @@ containers.cgroup
 		if n := strings.Count(help, "\nHelp:\n"); n != 7 || strings.Contains(help, "<none>") || strings.Contains(help, "Error") {
 			t.Errorf("pminfo -tT containers: %d metrics with help:\n%s", n, help)
 		}
-		if out := s.mustPminfo(t, "-tT", "-I", "containers.name"); !strings.Contains(out, "InDom 1.0") {
-			t.Logf("indom help: %s", out)
+		// Labels: the agent's name, as every interface-7 agent gives.
+		if out := s.mustPminfo(t, "-l", "containers.name"); !strings.Contains(out, `{"agent":"root",`) {
+			t.Errorf("pminfo -l containers.name:\n%s", out)
 		}
 	})
 
@@ -514,6 +515,62 @@ containers.cgroup
 		f := parseFetch(s.mustPminfo(t, "-f", "containers"))
 		for _, w := range wants {
 			check(t, f, w)
+		}
+		s.stop(t)
+	})
+
+	// A standalone rootd already owns the socket: pmcd starts the PMDA-mode
+	// rootd through it, and that one answers containers.* without
+	// touching the socket.
+	t.Run("socket owned by a standalone rootd", func(t *testing.T) {
+		owner := exec.Command(bins.rootd, "-s", s.rootSock, "--containerd-address", containerdSocket())
+		owner.Env = s.env()
+		var ownerLog bytes.Buffer
+		owner.Stdout, owner.Stderr = &ownerLog, &ownerLog
+		if err := owner.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			owner.Process.Signal(syscall.SIGTERM)
+			owner.Wait()
+			if t.Failed() {
+				t.Logf("standalone rootd:\n%s", ownerLog.String())
+			}
+		}()
+		eventually(t, 10*time.Second, "standalone rootd listening", func() (bool, string) {
+			c, err := net.Dial("unix", s.rootSock)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil, fmt.Sprint(err)
+		})
+		os.Truncate(s.rootLog, 0)
+		s.start(t)
+		f := parseFetch(s.mustPminfo(t, "-f", "containers"))
+		for _, w := range wants {
+			check(t, f, w)
+		}
+		out := s.mustPminfo(t, "--container="+dockerN, "-f", "kernel.uname.nodename")
+		if !strings.Contains(out, `value "`+dockerN+`-host"`) {
+			t.Errorf("--container through the standalone rootd:\n%s", out)
+		}
+		roots := s.rootdPIDs()
+		if len(roots) != 1 || ppidOf(roots[0]) != owner.Process.Pid {
+			t.Errorf("PMDA-mode rootd %v, want one child of the standalone rootd %d", roots, owner.Process.Pid)
+		}
+		log, _ := os.ReadFile(s.rootLog)
+		if !bytes.Contains(log, []byte("NOT serving the root socket")) {
+			t.Errorf("root.log does not say the socket is someone else's:\n%s", log)
+		}
+		s.stop(t)
+		eventually(t, 10*time.Second, "no PMDA-mode rootd left", func() (bool, string) {
+			left := s.rootdPIDs()
+			return len(left) == 0, fmt.Sprint(left)
+		})
+		if c, err := net.Dial("unix", s.rootSock); err != nil {
+			t.Errorf("the standalone rootd's socket is gone: %v", err)
+		} else {
+			c.Close()
 		}
 	})
 }

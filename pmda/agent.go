@@ -308,7 +308,7 @@ func (a *Agent) text(ident uint32, typ int32) []byte {
 // The domain's one label, as libpcp_pmda gives every agent: its name.
 var domainLabels = []LabelSet{{
 	Inst: InstNull, JSON: `{"agent":"root"}`,
-	Labels: []Label{{Name: 2, NameLen: 5, Flags: LabelDomain, Value: 10, ValueLen: 6}},
+	Labels: []Label{{Name: 2, NameLen: 5, Flags: LabelDomain, Value: 9, ValueLen: 6}},
 }}
 
 func (a *Agent) label(ident uint32, typ int32) []byte {
