@@ -314,6 +314,24 @@ func parseFetch(out string) fetched {
 	return res
 }
 
+// fetchAll fetches containers.* once every wanted container is listed
+// (a freshly started rootd answers before its first index is built).
+func (s *pmcdStack) fetchAll(t *testing.T, wants []pmdaWant) fetched {
+	t.Helper()
+	var f fetched
+	eventually(t, 20*time.Second, "every container listed", func() (bool, string) {
+		out, err := s.pminfo("-f", "containers")
+		f = parseFetch(out)
+		for _, w := range wants {
+			if _, ok := f["containers.engine"][w.id]; !ok || err != nil {
+				return false, out
+			}
+		}
+		return true, ""
+	})
+	return f
+}
+
 // pmdaWant is what containers.* must say about one container.
 type pmdaWant struct {
 	engine, id, name string
@@ -512,7 +530,7 @@ containers.cgroup
 		start := time.Now()
 		s.start(t)
 		t.Logf("pmcd with its four agents up again in %s", time.Since(start).Round(time.Millisecond))
-		f := parseFetch(s.mustPminfo(t, "-f", "containers"))
+		f := s.fetchAll(t, wants)
 		for _, w := range wants {
 			check(t, f, w)
 		}
@@ -546,7 +564,7 @@ containers.cgroup
 		})
 		os.Truncate(s.rootLog, 0)
 		s.start(t)
-		f := parseFetch(s.mustPminfo(t, "-f", "containers"))
+		f := s.fetchAll(t, wants)
 		for _, w := range wants {
 			check(t, f, w)
 		}
