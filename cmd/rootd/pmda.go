@@ -29,7 +29,6 @@ type pmdaMode struct {
 	agent *pmda.Agent
 	log   *slog.Logger
 	done  chan error
-	owner bool // whether this rootd serves the root socket
 }
 
 func addPMDAFlags(fs *flag.FlagSet) *pmdaMode {
@@ -92,7 +91,6 @@ func openLogSafely(path string) (*os.File, error) {
 // so rootd answers the PMDA requests and leaves the socket alone.
 func (m *pmdaMode) listened(ln *net.UnixListener, err error, log *slog.Logger, socket string) (*net.UnixListener, error) {
 	if err == nil || !*m.on {
-		m.owner = err == nil
 		return ln, err
 	}
 	if errors.Is(err, rootd.ErrInUse) {
