@@ -94,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&allowExec, "allow-exec", "non-root clients may also start these `programs` (any arguments); an entry ending in / allows a directory; root clients may start anything (default: none)")
 	pmcdConf := fs.String("pmcd-conf", pcp.PMCDConf, "pmcd's configuration `file` (pmcd -c): non-root clients may start exactly its agents' command lines (PCP_PMCDCONF_PATH)")
 	set := engine.Configure(fs)
+	pm := addPMDAFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -121,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	logOut, err := logfile.Open(*logPath, stderr)
+	logOut, err := pm.openLog(*logPath, pcp, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 1
@@ -171,13 +172,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 
 	ln, err := rootd.Listen(*socket, rootd.ListenOptions{Group: pcp.Group})
-	if err != nil {
+	if ln, err = pm.listened(ln, err, log, *socket); err != nil {
 		return fail("cannot listen", err)
 	}
 	closeSocket := sync.OnceFunc(func() {
 		// The socket file is removed only while it is still the one bound
 		// above: if pmdaroot or another rootd has taken the path, it is
 		// theirs.
+		if ln == nil {
+			return // another service owns the socket (PMDA mode)
+		}
 		err := ln.Close()
 		switch {
 		case errors.Is(err, rootd.ErrSocketLost):
@@ -187,6 +191,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	})
 	defer closeSocket()
+	pm.begin(log)
 
 	if os.Getenv("GOGC") == "" {
 		// Nearly all of rootd's heap is the long-lived index; a request
@@ -198,6 +203,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	ctx = pm.context(ctx)
 	stoppingSent := make(chan struct{})
 	context.AfterFunc(ctx, func() {
 		defer close(stoppingSent)
@@ -215,6 +221,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer uts.Close()
 	res := resolver.New(opened, resolver.Options{Log: log, Hostname: uts.Hostname})
+	pm.setSource(res)
 	resDone := make(chan struct{})
 	go func() {
 		defer close(resDone)
@@ -256,8 +263,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for i, e := range opened {
 		names[i] = e.Name()
 	}
-	log.Info("rootd listening", "socket", ln.Path, "engines", names, "pid", os.Getpid(), "max_connections", *maxConns)
-	err = srv.Serve(ctx, ln.UnixListener)
+	if ln != nil {
+		log.Info("rootd listening", "socket", ln.Path, "engines", names, "pid", os.Getpid(), "max_connections", *maxConns)
+	}
+	err = pm.serve(ctx, srv, ln)
 	<-resDone
 	if ctx.Err() != nil {
 		<-stoppingSent
