@@ -38,7 +38,7 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 }
 
 func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- engine.Event) {
-	backoff := e.minBackoff
+	bo := engine.Backoff{Min: e.minBackoff, Max: e.maxBackoff}
 	announcedDown := false
 	for ctx.Err() == nil {
 		streamCtx, cancel := context.WithCancel(ctx)
@@ -53,10 +53,9 @@ func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- e
 				e.log.Debug("containerd event stream unavailable", "address", d.address, "err", err)
 				e.lost(ctx, d, err, events)
 			}
-			if !engine.Sleep(ctx, backoff) {
+			if !bo.Wait(ctx) {
 				return
 			}
-			backoff = min(backoff*2, e.maxBackoff)
 			continue
 		}
 		announcedDown = false
@@ -75,12 +74,11 @@ func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- e
 		// A stream that broke at once would otherwise make a busy loop of
 		// reconnects and resyncs.
 		if time.Since(opened) > e.maxBackoff {
-			backoff = e.minBackoff
+			bo.Reset()
 		}
-		if !engine.Sleep(ctx, backoff) {
+		if !bo.Wait(ctx) {
 			return
 		}
-		backoff = min(backoff*2, e.maxBackoff)
 	}
 }
 

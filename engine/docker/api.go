@@ -193,7 +193,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 	}
 	var (
 		since       = time.Now()
-		bo          = backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
+		bo          = engine.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
 		unavailable bool // Unavailable sent, daemon not yet back
 		first       = true
 	)
@@ -228,7 +228,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 			started := time.Now()
 			err = e.follow(sub, stream, out, &since)
 			if time.Since(started) > streamSettled {
-				bo.reset()
+				bo.Reset()
 			}
 		}
 		cancel()
@@ -246,7 +246,7 @@ func (e *apiEngine) Watch(ctx context.Context, out chan<- engine.Event) {
 		} else {
 			e.log.Warn("docker: event stream failed; resubscribing", "host", e.host, "err", err)
 		}
-		if !engine.Sleep(ctx, bo.next()) {
+		if !bo.Wait(ctx) {
 			return
 		}
 	}

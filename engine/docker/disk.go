@@ -252,7 +252,7 @@ const diskDebounce = 20 * time.Millisecond
 // seconds.
 func (e *diskEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 	top := filepath.Join(e.disk.dir, "containers")
-	bo := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
+	bo := engine.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
 	// The first watch starts with a Resync too: whatever changed between the
 	// resolver's first List and the watch being in place would be missed.
 	resync, down, polling := true, false, false
@@ -263,7 +263,7 @@ func (e *diskEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 		}
 		resync = true
 		if established {
-			bo.reset()
+			bo.Reset()
 			down, polling = false, false
 		}
 		if _, readErr := os.ReadDir(top); readErr != nil {
@@ -283,7 +283,7 @@ func (e *diskEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 				return
 			}
 		}
-		if !engine.Sleep(ctx, bo.next()) {
+		if !bo.Wait(ctx) {
 			return
 		}
 	}
@@ -381,20 +381,3 @@ func (e *diskEngine) relevant(w *fsnotify.Watcher, top string, ev fsnotify.Event
 	}
 	return false
 }
-
-// backoff doubles a retry delay from min up to max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.cur == 0:
-		b.cur = b.min
-	case b.cur < b.max:
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }

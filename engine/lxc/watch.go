@@ -62,10 +62,8 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 			e.log.Warn("lxc watch failed; retrying", "err", err)
 		}
 		wasUp = up
-		select {
-		case <-ctx.Done():
+		if !engine.Sleep(ctx, retryWatch) {
 			return
-		case <-time.After(retryWatch):
 		}
 	}
 }

@@ -34,19 +34,17 @@ const (
 // appears later, such as a user's first rootless container, is found by
 // rediscovery after any change and every 30 s.
 func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
-	retry := retryMin
+	bo := engine.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		err := e.watch(ctx, events)
 		if ctx.Err() != nil {
 			return
 		}
+		retry := bo.Next()
 		e.log.Warn("podman: watch failed, retrying", "err", err, "in", retry)
-		select {
-		case <-ctx.Done():
+		if !engine.Sleep(ctx, retry) {
 			return
-		case <-time.After(retry):
 		}
-		retry = min(2*retry, retryMax)
 	}
 }
 

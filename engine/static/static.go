@@ -132,10 +132,8 @@ func (e *FileEngine) Watch(ctx context.Context, events chan<- engine.Event) {
 			return
 		}
 		e.log.Warn("cannot watch static file's directory; retrying", "dir", dir, "retry", retryWatch, "err", err)
-		select {
-		case <-ctx.Done():
+		if !engine.Sleep(ctx, retryWatch) {
 			return
-		case <-time.After(retryWatch):
 		}
 	}
 }

@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestBackoff(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		b    Backoff
+		want []time.Duration
+	}{
+		{"doubles up to max", Backoff{Min: 100 * ms, Max: 1000 * ms}, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1000 * ms, 1000 * ms}},
+		{"zero value", Backoff{}, []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 2000 * ms, 2000 * ms}},
+		{"max below min", Backoff{Min: 5 * time.Second, Max: time.Second}, []time.Duration{5 * time.Second, 5 * time.Second}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []time.Duration
+			for range tc.want {
+				got = append(got, tc.b.Next())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("pauses %v, want %v", got, tc.want)
+			}
+			tc.b.Reset()
+			if d := tc.b.Next(); d != tc.want[0] {
+				t.Fatalf("after Reset: %v, want %v", d, tc.want[0])
+			}
+		})
+	}
+}
+
+func TestBackoffWaitEndsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := Backoff{Min: time.Hour}
+	if b.Wait(ctx) {
+		t.Fatal("Wait reported a full pause after its context ended")
+	}
+}
