@@ -64,3 +64,42 @@ func (b *Backoff) Reset() { b.cur = 0 }
 // Wait pauses for Next unless ctx ends first; it reports whether the full
 // pause passed.
 func (b *Backoff) Wait(ctx context.Context) bool { return Sleep(ctx, b.Next()) }
+
+// Debounce turns a burst of file changes into one Resync, for engines that
+// watch a runtime's state files (inotify): C fires Quiet after the last
+// Changed, but never later than Max after the first Changed of a burst, so
+// a runtime that writes without pause is still listed again. After a
+// receive from C, call Fired before the next Changed.
+type Debounce struct {
+	Quiet, Max time.Duration
+	t          *time.Timer
+	first      time.Time // of the pending burst; zero when none is
+}
+
+// NewDebounce returns a Debounce with nothing pending.
+func NewDebounce(quiet, max time.Duration) *Debounce {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &Debounce{Quiet: quiet, Max: max, t: t}
+}
+
+// Changed notes a change: a Resync is due.
+func (d *Debounce) Changed() {
+	now := time.Now()
+	if d.first.IsZero() {
+		d.first = now
+	}
+	d.t.Reset(min(d.Quiet, max(0, d.Max-now.Sub(d.first))))
+}
+
+// Pending reports whether a Resync is due.
+func (d *Debounce) Pending() bool { return !d.first.IsZero() }
+
+// C fires when the Resync is due.
+func (d *Debounce) C() <-chan time.Time { return d.t.C }
+
+// Fired ends the burst C fired for.
+func (d *Debounce) Fired() { d.first = time.Time{} }
+
+// Stop releases the timer.
+func (d *Debounce) Stop() { d.t.Stop() }

@@ -43,3 +43,47 @@ func TestBackoffWaitEndsWithContext(t *testing.T) {
 		t.Fatal("Wait reported a full pause after its context ended")
 	}
 }
+
+func TestDebounce(t *testing.T) {
+	t.Run("one Resync for a burst", func(t *testing.T) {
+		d := NewDebounce(20*time.Millisecond, time.Hour)
+		defer d.Stop()
+		if d.Pending() {
+			t.Fatal("pending before any change")
+		}
+		for range 5 {
+			d.Changed()
+		}
+		select {
+		case <-d.C():
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Resync after a burst")
+		}
+		d.Fired()
+		if d.Pending() {
+			t.Fatal("still pending after Fired")
+		}
+		select {
+		case <-d.C():
+			t.Fatal("a second Resync for one burst")
+		case <-time.After(50 * time.Millisecond):
+		}
+	})
+	t.Run("a steady stream still resyncs within Max", func(t *testing.T) {
+		d := NewDebounce(time.Hour, 30*time.Millisecond)
+		defer d.Stop()
+		deadline := time.After(10 * time.Second)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				d.Changed() // each change alone would push a Quiet of an hour
+			case <-d.C():
+				return
+			case <-deadline:
+				t.Fatal("changes without pause postponed the Resync forever")
+			}
+		}
+	})
+}

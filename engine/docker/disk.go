@@ -238,8 +238,12 @@ func (e *diskEngine) List(ctx context.Context) ([]engine.Container, error) {
 }
 
 // Settle time between a burst of file changes and the Resync it causes:
-// Docker writes a container's files several times while creating it.
-const diskDebounce = 20 * time.Millisecond
+// Docker writes a container's files several times while creating it. A
+// steady stream of changes still resyncs every diskDebounceMax.
+const (
+	diskDebounce    = 20 * time.Millisecond
+	diskDebounceMax = 250 * time.Millisecond
+)
 
 // Watch turns changes under dir/containers into Resync events. It watches
 // the containers directory (containers appear and disappear) and every
@@ -304,7 +308,8 @@ func (e *diskEngine) watchOnce(ctx context.Context, events chan<- engine.Event, 
 	if resync && !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 		return true, ctx.Err()
 	}
-	var timer <-chan time.Time
+	due := engine.NewDebounce(diskDebounce, diskDebounceMax)
+	defer due.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -315,7 +320,7 @@ func (e *diskEngine) watchOnce(ctx context.Context, events chan<- engine.Event, 
 			}
 			// Most likely an overflowed queue: changes were lost.
 			e.log.Warn("docker: inotify error; resyncing", "err", err)
-			timer = time.After(diskDebounce)
+			due.Changed()
 		case ev, ok := <-w.Events:
 			if !ok {
 				return true, errors.New("inotify watch closed")
@@ -324,10 +329,10 @@ func (e *diskEngine) watchOnce(ctx context.Context, events chan<- engine.Event, 
 				return true, fmt.Errorf("%s was removed", top)
 			}
 			if e.relevant(w, top, ev) {
-				timer = time.After(diskDebounce)
+				due.Changed()
 			}
-		case <-timer:
-			timer = nil
+		case <-due.C():
+			due.Fired()
 			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return true, ctx.Err()
 			}

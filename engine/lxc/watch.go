@@ -92,15 +92,13 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 	w.addExisting()
 
 	var (
-		pending      bool
-		firstPending time.Time
-		debounceT    = stoppedTimer()
+		due          = engine.NewDebounce(debounce, maxDelay)
 		recheckT     = stoppedTimer()
 		recheckEvery = recheckFirst
 		pollT        <-chan time.Time
 		lastSockets  string
 	)
-	defer debounceT.Stop()
+	defer due.Stop()
 	defer recheckT.Stop()
 	if !w.cgroupWatched {
 		e.log.Warn("cannot watch LXC's cgroups; polling for container starts and stops every second")
@@ -109,13 +107,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 		pollT = t.C
 		lastSockets = listeningSockets(e.lxcpath)
 	}
-	trigger := func() {
-		now := time.Now()
-		if !pending {
-			pending, firstPending = true, now
-		}
-		debounceT.Reset(min(debounce, max(0, maxDelay-now.Sub(firstPending))))
-	}
+	trigger := due.Changed
 	if resyncFirst {
 		trigger()
 	}
@@ -145,8 +137,8 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 				continue
 			}
 			return err
-		case <-debounceT.C:
-			pending = false
+		case <-due.C():
+			due.Fired()
 			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return nil
 			}

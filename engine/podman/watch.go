@@ -64,9 +64,8 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event) error {
 
 	rediscover := time.NewTicker(rediscoverEach)
 	defer rediscover.Stop()
-	quiet := time.NewTimer(time.Hour)
-	quiet.Stop()
-	var first time.Time // of the pending batch; zero when none is pending
+	due := engine.NewDebounce(debounceQuiet, debounceMax)
+	defer due.Stop()
 
 	for {
 		select {
@@ -76,26 +75,18 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event) error {
 			if !ok {
 				return errors.New("inotify event channel closed")
 			}
-			if !relevant(ev) {
-				continue
+			if relevant(ev) {
+				due.Changed()
 			}
-			now := time.Now()
-			if first.IsZero() {
-				first = now
-			}
-			quiet.Reset(min(debounceQuiet, debounceMax-now.Sub(first)))
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("inotify error channel closed")
 			}
 			// An overflow loses events: re-List to be safe.
 			e.log.Warn("podman: inotify error", "err", err)
-			if first.IsZero() {
-				first = time.Now()
-			}
-			quiet.Reset(debounceQuiet)
-		case <-quiet.C:
-			first = time.Time{}
+			due.Changed()
+		case <-due.C():
+			due.Fired()
 			l = e.layout()
 			e.syncWatches(w, l)
 			if !engine.Send(ctx, events, e.resync(l)) {
