@@ -50,7 +50,9 @@ func TestListing(t *testing.T) {
 	if gen2, _ := r.Listing(); gen2 != gen {
 		t.Errorf("gen changed without a change: %d -> %d", gen, gen2)
 	}
-	if n := proc.cgroupReads.Load() - reads; n != 1 { // only the unreadable one again
+	// Only the unreadable one is tried again, and verification may refuse
+	// it (its process does not exist) before its cgroup is read.
+	if n := proc.cgroupReads.Load() - reads; n > 1 {
 		t.Errorf("second Listing read %d cgroups", n)
 	}
 }
