@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rootd-project/rootd/engine"
 	_ "github.com/rootd-project/rootd/engine/docker"
@@ -408,6 +409,56 @@ func TestInitsPassVerification(t *testing.T) {
 	for _, w := range inits.ByIndex {
 		if _, err := os.Stat(filepath.Join(tree.Mount, w.Cgroup)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("cgroup %s left behind: %v", w.Cgroup, err)
+		}
+	}
+}
+
+// A driver run that measured nothing is run again; one that keeps
+// measuring nothing is an error, not a cell of zeros.
+func TestRunDriverRetriesEmptyRuns(t *testing.T) {
+	beQuiet = func(context.Context) {}
+	t.Cleanup(func() { beQuiet = waitQuiet })
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "driver")
+	// Measures nothing on its first $EMPTY runs, then 5 requests.
+	script := `#!/bin/sh
+n=$(cat "` + dir + `/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "` + dir + `/count"
+r=5; [ "$n" -le "$EMPTY" ] && r=0
+echo '{"op":"pid","clients":1,"requests":'$r',"errors":0,"elapsed_s":1,"p50_us":10,"answer":"42"}'
+`
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := Budget{Duration: time.Millisecond, MaxReq: 10}
+	for _, tc := range []struct {
+		empty string
+		ok    bool
+		runs  string
+	}{{"1", true, "2"}, {"2", true, "3"}, {"3", false, "3"}} {
+		os.Remove(filepath.Join(dir, "count"))
+		t.Setenv("EMPTY", tc.empty)
+		r, err := RunDriver(context.Background(), fake, "sock", "pid", 1, b, []string{"x"})
+		runs, _ := os.ReadFile(filepath.Join(dir, "count"))
+		if (err == nil) != tc.ok || strings.TrimSpace(string(runs)) != tc.runs || (tc.ok && r.Requests != 5) {
+			t.Errorf("%s empty runs: %+v, %v after %s runs; want ok=%v after %s", tc.empty, r, err, runs, tc.ok, tc.runs)
+		}
+	}
+}
+
+func TestCheckRun(t *testing.T) {
+	for _, tc := range []struct {
+		r      DriverResult
+		expect string
+		ok     bool
+	}{
+		{DriverResult{Requests: 10, Answer: "42"}, "42", true},
+		{DriverResult{Requests: 10, Answer: "42"}, "", true},
+		{DriverResult{Requests: 10, Answer: "43"}, "42", false},
+		{DriverResult{Requests: 10, Errors: 10, LastError: -3, Answer: "err -3 No such process"}, "", false},
+		{DriverResult{Requests: 10, Errors: 1, LastError: -3, Answer: "42"}, "42", false},
+	} {
+		if err := checkRun(tc.r, tc.expect); (err == nil) != tc.ok {
+			t.Errorf("checkRun(%+v, %q) = %v, want ok=%v", tc.r, tc.expect, err, tc.ok)
 		}
 	}
 }
