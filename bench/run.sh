@@ -13,6 +13,9 @@
 # programs, and runs rootbench. The live measurement starts its own mixed set
 # (2 Docker and 1 Podman containers, then 1 LXC container) and removes it.
 # ROOTBENCH_NO_ENGINES=1 skips the engines and both live measurements.
+# The containers the benchmark asks about get init processes of their own in
+# cgroups bench-rootbench-PID/docker/<id> (on the hierarchy rootd reads), so
+# that rootd's answers pass its PID verification; rootbench removes them.
 # The table goes to stdout and bench/results/latest.md, the record to
 # bench/results/latest.json, the chart to docs/performance-latency.svg.
 set -eu

@@ -13,11 +13,14 @@ import (
 // SyntheticSet describes a generated Docker state directory: what it holds
 // and which queries the benchmark asks of it.
 type SyntheticSet struct {
-	Dir   string // the PCP_DOCKER_DIR: containers live in Dir/containers
-	N     int
-	PIDs  []int // the live processes the containers point at, round robin
-	IDs   []string
-	Names []string // without the leading "/"
+	Dir  string // the PCP_DOCKER_DIR: containers live in Dir/containers
+	N    int
+	PIDs []int // the live processes the containers point at, round robin
+	// Pinned are the containers SetPID pointed at a process of their own,
+	// by index into IDs.
+	Pinned map[int]int
+	IDs    []string
+	Names  []string // without the leading "/"
 	// Positions are indexes into IDs/Names in the order the kernel lists
 	// the containers directory (the order the reference walks it): first,
 	// middle, last.
@@ -56,7 +59,6 @@ func Generate(dir string, n int, pids []int) (*SyntheticSet, error) {
 	}
 	set := &SyntheticSet{Dir: dir, N: n, PIDs: pids}
 	seed := fmt.Sprint(n)
-	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range n {
 		id := syntheticID(seed, i)
 		if i == n-1 && n > 1 {
@@ -65,7 +67,10 @@ func Generate(dir string, n int, pids []int) (*SyntheticSet, error) {
 		name := fmt.Sprintf("bench-%05d", i)
 		set.IDs = append(set.IDs, id)
 		set.Names = append(set.Names, name)
-		if err := writeContainer(top, id, name, pids[i%len(pids)], created.Add(time.Duration(i)*time.Second)); err != nil {
+		if err := os.Mkdir(filepath.Join(top, id), 0o700); err != nil {
+			return nil, err
+		}
+		if err := writeContainer(top, id, name, pids[i%len(pids)], createdAt(i)); err != nil {
 			return nil, err
 		}
 	}
@@ -81,6 +86,36 @@ func Generate(dir string, n int, pids []int) (*SyntheticSet, error) {
 		set.Positions = append(set.Positions, index[id])
 	}
 	return set, nil
+}
+
+// createdAt is the creation time of the i-th container.
+func createdAt(i int) time.Time {
+	return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Second)
+}
+
+// SetPID points the i-th container at process pid instead of the one
+// Generate gave it, rewriting its state file (a new file renamed over the
+// old one, as Docker writes it).
+func (s *SyntheticSet) SetPID(i, pid int) error {
+	if i < 0 || i >= len(s.IDs) || pid < 1 {
+		return fmt.Errorf("set pid: no container %d or bad pid %d", i, pid)
+	}
+	if err := writeContainer(filepath.Join(s.Dir, "containers"), s.IDs[i], s.Names[i], pid, createdAt(i)); err != nil {
+		return err
+	}
+	if s.Pinned == nil {
+		s.Pinned = map[int]int{}
+	}
+	s.Pinned[i] = pid
+	return nil
+}
+
+// PIDOf returns the process the i-th container points at.
+func (s *SyntheticSet) PIDOf(i int) int {
+	if pid, ok := s.Pinned[i]; ok {
+		return pid
+	}
+	return s.PIDs[i%len(s.PIDs)]
 }
 
 // flipHex returns a hex digit other than c.
@@ -126,12 +161,10 @@ var positionNames = []string{"first", "middle", "last"}
 
 // writeContainer writes one container's config.v2.json (with the fields
 // and roughly the size of a real Docker 20.10 one: the reference parses the
-// whole file of every container on every request) and its hostname file.
+// whole file of every container on every request) and its hostname file,
+// in the container's directory, which must exist.
 func writeContainer(top, id, name string, pid int, created time.Time) error {
 	dir := filepath.Join(top, id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
 	short := id[:12]
 	cfg := map[string]any{
 		"StreamConfig": map[string]any{},
@@ -197,7 +230,11 @@ func writeContainer(top, id, name string, pid int, created time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.v2.json"), data, 0o600); err != nil {
+	tmp := filepath.Join(dir, ".config.v2.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "config.v2.json")); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "hostname"), []byte(short+"\n"), 0o644)

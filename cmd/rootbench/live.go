@@ -113,7 +113,7 @@ func measureLive(ctx context.Context, c config, servers []*Server, ph *LivePhase
 				if s.Label == "reference" {
 					b = c.refCell
 				}
-				cell, runs, err := measureCell(ctx, c, s, op.Driver, op.PDU, clients, b, ph.Queries)
+				cell, runs, err := measureCell(ctx, c, s, op.Driver, op.PDU, clients, b, ph.Queries, "")
 				if err != nil {
 					return err
 				}

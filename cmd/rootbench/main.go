@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rootd-project/rootd/client"
 )
 
 func main() {
@@ -262,7 +264,16 @@ func run(ctx context.Context, c config) (*Results, error) {
 		res.LoadAfter = loadAverage()
 		res.Elapsed = time.Since(res.Started).Round(time.Second).String()
 	}()
-	sl, err := StartSleepers(c.sleepers)
+	tree, err := NewCgroupTree()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := tree.Remove(); err != nil {
+			log.Printf("remove the benchmark's cgroups: %v", err)
+		}
+	}()
+	sl, err := StartSleepers(c.sleepers, tree)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +289,7 @@ func run(ctx context.Context, c config) (*Results, error) {
 	}
 	for _, n := range c.sizes {
 		log.Printf("%d containers", n)
-		sr, err := runSize(ctx, c, sl, n, empty)
+		sr, err := runSize(ctx, c, tree, sl, n, empty)
 		if sr != nil {
 			res.Sizes = append(res.Sizes, *sr)
 		}
@@ -370,13 +381,23 @@ func measureFloor(ctx context.Context, c config, label, socket string, cmd *exec
 }
 
 // runSize measures both servers on one synthetic set.
-func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (*SizeResult, error) {
+func runSize(ctx context.Context, c config, tree *CgroupTree, sl *Sleepers, n int, empty string) (*SizeResult, error) {
 	set, err := Generate(filepath.Join(c.work, fmt.Sprintf("docker-%d", n)), n, sl.PIDs())
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(set.Dir)
+	// The queried containers get init processes of their own, in cgroups
+	// named as Docker names them, before either server starts: rootd
+	// verifies every PID it answers with, and the reference looks for each
+	// container's cgroup directory once, when it first sees the container.
+	inits, err := StartInits(tree, set)
+	if err != nil {
+		return nil, err
+	}
+	defer inits.Stop()
 	queries := set.Queries()
+	want := func(q Query) Init { return inits.ByIndex[q.Index] }
 	names := make([]string, len(queries))
 	for i, q := range queries {
 		names[i] = q.Text
@@ -416,6 +437,16 @@ func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (
 		sr.RefFirstAnswerMS = ms(first)
 		servers = append(servers, ref)
 	}
+	// Every query, every operation, once through the Go client: rootd must
+	// answer each exactly (the verified PID, its cgroup, its hostname), and
+	// the reference the same PIDs and hostnames.
+	for _, s := range servers {
+		if err := checkAnswers(ctx, s, queries, want); err != nil {
+			return sr, err
+		}
+	}
+	w0 := want(queries[0])
+	expect := map[string]string{"PROCESSID": strconv.Itoa(w0.PID), "CGROUPNAME": w0.Cgroup, "HOSTNAME": w0.Hostname}
 
 	for _, op := range Ops {
 		for _, clients := range c.clients {
@@ -427,7 +458,7 @@ func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (
 						b.Warmup = 0 // it keeps no cache to warm
 					}
 				}
-				cell, runs, err := measureCell(ctx, c, s, op.Driver, op.PDU, clients, b, names)
+				cell, runs, err := measureCell(ctx, c, s, op.Driver, op.PDU, clients, b, names, expect[op.PDU])
 				if err != nil {
 					return sr, err
 				}
@@ -445,15 +476,17 @@ func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (
 				b = c.kindRef
 			}
 			r, err := RunDriver(ctx, c.tools.Driver, s.Socket, "pid", 1, b, []string{q.Text})
+			if err == nil && s.Label == "rootd" {
+				err = checkRun(r, strconv.Itoa(want(q).PID))
+			}
 			if err != nil {
-				return sr, err
+				return sr, fmt.Errorf("%s PROCESSID %s/%s: %w", s.Label, q.Kind, q.Position, err)
 			}
 			sr.Kinds = append(sr.Kinds, KindCell{Server: s.Label, Kind: q.Kind, Position: q.Position, R: r})
 		}
 	}
 	// The answers every server should give for the first query.
-	pid := set.PIDs[set.Positions[0]%len(set.PIDs)]
-	sr.Expect = map[string]string{"PROCESSID": strconv.Itoa(pid), "HOSTNAME": sl.HostnameOf(pid)}
+	sr.Expect = expect
 	for _, s := range servers {
 		pid := s.PID()
 		rss, err := statusField(pid, "VmRSS")
@@ -476,8 +509,9 @@ func runSize(ctx context.Context, c config, sl *Sleepers, n int, empty string) (
 // kind of machine a client's latency depends on whether it and the
 // server's thread happen to share a vCPU (docs/performance.md), which is
 // decided when the client starts and holds for the whole run. runs holds
-// every run of a repeated cell.
-func measureCell(ctx context.Context, c config, s *Server, driverOp, pdu string, clients int, b Budget, names []string) (cell Cell, runs []Cell, err error) {
+// every run of a repeated cell. Every run of rootd must answer every request
+// and, unless expect is "", answer expect for the first name (checkRun).
+func measureCell(ctx context.Context, c config, s *Server, driverOp, pdu string, clients int, b Budget, names []string, expect string) (cell Cell, runs []Cell, err error) {
 	n := 1
 	if clients == 1 {
 		n = max(c.oneRuns, 1)
@@ -489,12 +523,75 @@ func measureCell(ctx context.Context, c config, s *Server, driverOp, pdu string,
 		}
 		log.Printf("  %-9s %-10s x%-2d p50 %8.1fµs p99 %9.1fµs %9.0f/s errors %d (%s)",
 			s.Label, pdu, clients, r.P50, r.P99, r.Throughput(), r.Errors, r.Answer)
+		if s.Label == "rootd" {
+			if err := checkRun(r, expect); err != nil {
+				return Cell{}, nil, fmt.Errorf("rootd %s x%d: %w", pdu, clients, err)
+			}
+		}
 		runs = append(runs, Cell{Server: s.Label, Op: pdu, Clients: clients, Run: run, R: r})
 	}
 	if n == 1 {
 		return runs[0], nil, nil
 	}
 	return medianRun(runs), runs, nil
+}
+
+// checkRun fails a measurement that did not measure answers: one with a
+// failed request (rootd refuses a PID it cannot verify with -ESRCH, which
+// a benchmark would otherwise time as if it were an answer), or, unless
+// expect is "", whose answer for the first name is not expect.
+func checkRun(r DriverResult, expect string) error {
+	if r.Errors > 0 {
+		return fmt.Errorf("%d of %d requests failed (last error %d; first answer %q): not measuring answers",
+			r.Errors, r.Requests, r.LastError, r.Answer)
+	}
+	if expect != "" && r.Answer != expect {
+		return fmt.Errorf("answered %q for the first name, want %q", r.Answer, expect)
+	}
+	return nil
+}
+
+// checkAnswers asks srv each query for each operation once, through the Go
+// client. rootd must answer exactly what want says (the PID, cgroup path
+// and hostname of the container's verified init); the reference the same
+// PID and hostname. The reference's CGROUPNAME is its own search of the
+// cgroup tree, only logged.
+func checkAnswers(ctx context.Context, srv *Server, queries []Query, want func(Query) Init) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cl, err := client.Connect(ctx, srv.Socket)
+	if err != nil {
+		return fmt.Errorf("%s: %w", srv.Label, err)
+	}
+	defer cl.Close()
+	for _, q := range queries {
+		w := want(q)
+		pid, err := cl.ProcessID(ctx, q.Text)
+		if err == nil && pid != w.PID {
+			err = fmt.Errorf("pid %d, want %d", pid, w.PID)
+		}
+		if err != nil {
+			return fmt.Errorf("%s PROCESSID %q: %w", srv.Label, q.Text, err)
+		}
+		host, err := cl.HostName(ctx, q.Text)
+		if err == nil && host != w.Hostname {
+			err = fmt.Errorf("hostname %q, want %q", host, w.Hostname)
+		}
+		if err != nil {
+			return fmt.Errorf("%s HOSTNAME %q: %w", srv.Label, q.Text, err)
+		}
+		cg, err := cl.CgroupName(ctx, q.Text)
+		if err == nil && cg != w.Cgroup && srv.Label == "rootd" {
+			err = fmt.Errorf("cgroup %q, want %q", cg, w.Cgroup)
+		}
+		if err != nil {
+			return fmt.Errorf("%s CGROUPNAME %q: %w", srv.Label, q.Text, err)
+		}
+		if srv.Label != "rootd" && q == queries[0] {
+			log.Printf("  %s CGROUPNAME %q: %q (rootd: %q)", srv.Label, q.Text, cg, w.Cgroup)
+		}
+	}
+	return nil
 }
 
 // medianRun is the run with the median p50 (the lower one of an even count).

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,50 +20,87 @@ import (
 	"github.com/rootd-project/rootd/internal/procfs"
 )
 
-// Sleepers are the long-lived processes the synthetic containers point
-// at: each in a UTS namespace of its own with its own hostname, and in a
-// cgroup other than the root one, so that HOSTNAME and CGROUPNAME have
-// something real to answer.
+// Sleepers are the long-lived processes the synthetic containers that
+// are never asked about point at: each in a UTS namespace of its own with
+// its own hostname, and in a cgroup other than the root one. They are not
+// in cgroups named after those containers, so rootd would refuse to answer
+// with them (resolver/verify.go); rootd verifies a container's PID only
+// when it is asked about, and the benchmark asks only about the containers
+// whose init processes are Inits.
 type Sleepers struct {
 	cmds      []*exec.Cmd
 	Hostnames []string
-	cgroupDir string // created here, removed on Stop
+	tree      *CgroupTree
+	placed    bool // moved into tree's "shared" cgroup: remove it on Stop
 }
 
-// StartSleepers starts n sleepers.
-func StartSleepers(n int) (*Sleepers, error) {
-	s := &Sleepers{}
-	for i := range n {
-		host := fmt.Sprintf("rootbench-ctr%d", i)
-		// Writing /proc/sys/kernel/hostname sets the hostname of the UTS
-		// namespace the shell was started in: its own.
-		cmd := exec.Command("/bin/sh", "-c", "echo "+host+" > /proc/sys/kernel/hostname && exec sleep 2147483647")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS, Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			s.Stop()
-			return nil, fmt.Errorf("start sleeper: %w", err)
-		}
-		s.cmds = append(s.cmds, cmd)
-		s.Hostnames = append(s.Hostnames, host)
+// startSleeper starts one sleeper: a process in a UTS namespace of its own
+// whose hostname is host. waitSleeping waits until it has set it.
+func startSleeper(host string) (*exec.Cmd, error) {
+	// Writing /proc/sys/kernel/hostname sets the hostname of the UTS
+	// namespace the shell was started in: its own.
+	cmd := exec.Command("/bin/sh", "-c", "echo "+host+" > /proc/sys/kernel/hostname && exec sleep 2147483647")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start sleeper: %w", err)
 	}
-	// Wait until each has set its hostname and become sleep.
+	return cmd, nil
+}
+
+// waitSleeping waits until each of cmds has set its hostname and become
+// sleep.
+func waitSleeping(cmds []*exec.Cmd) error {
 	deadline := time.Now().Add(5 * time.Second)
-	for _, c := range s.cmds {
+	for _, c := range cmds {
 		for {
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Process.Pid))
 			if strings.TrimSpace(string(comm)) == "sleep" {
 				break
 			}
 			if time.Now().After(deadline) {
-				s.Stop()
-				return nil, errors.New("sleepers did not start")
+				return errors.New("sleepers did not start")
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if err := s.leaveRootCgroup(); err != nil {
+	return nil
+}
+
+// killAll kills and reaps cmds.
+func killAll(cmds []*exec.Cmd) {
+	for _, c := range cmds {
+		c.Process.Kill()
+		c.Wait()
+	}
+}
+
+// StartSleepers starts n sleepers. If they would sit in the root cgroup
+// (a container never does, and rootd refuses to name it) they are moved
+// into the cgroup "shared" of tree.
+func StartSleepers(n int, tree *CgroupTree) (*Sleepers, error) {
+	s := &Sleepers{tree: tree}
+	for i := range n {
+		host := fmt.Sprintf("rootbench-ctr%d", i)
+		cmd, err := startSleeper(host)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.cmds = append(s.cmds, cmd)
+		s.Hostnames = append(s.Hostnames, host)
+	}
+	if err := waitSleeping(s.cmds); err != nil {
 		s.Stop()
 		return nil, err
+	}
+	if _, err := procfs.CgroupPath(s.cmds[0].Process.Pid); errors.Is(err, procfs.ErrRootCgroup) {
+		s.placed = true
+		for _, c := range s.cmds {
+			if _, err := tree.Place("shared", c.Process.Pid); err != nil {
+				s.Stop()
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
@@ -75,53 +114,86 @@ func (s *Sleepers) PIDs() []int {
 	return pids
 }
 
-// HostnameOf returns the hostname sleeper pid set.
-func (s *Sleepers) HostnameOf(pid int) string {
-	for i, c := range s.cmds {
-		if c.Process.Pid == pid {
-			return s.Hostnames[i]
-		}
-	}
-	return ""
-}
-
-// leaveRootCgroup moves the sleepers into a cgroup of their own when they
-// sit in the root cgroup (a container is never there, and rootd refuses to
-// name it). The new cgroup is created in the hierarchy rootd reads: the
-// memory controller's on cgroup v1 and hybrid hosts, else the unified one.
-func (s *Sleepers) leaveRootCgroup() error {
-	pid := s.cmds[0].Process.Pid
-	if _, err := procfs.CgroupPath(pid); !errors.Is(err, procfs.ErrRootCgroup) {
-		return nil // already in a cgroup of its own (or unreadable: reported later)
-	}
-	mount := "/sys/fs/cgroup/memory"
-	if _, err := os.Stat(mount); err != nil {
-		mount = "/sys/fs/cgroup/unified"
-		if _, err := os.Stat(filepath.Join(mount, "cgroup.procs")); err != nil {
-			mount = "/sys/fs/cgroup"
-		}
-	}
-	dir := filepath.Join(mount, "rootbench")
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create a cgroup for the sleepers: %w", err)
-	}
-	s.cgroupDir = dir
-	for _, c := range s.cmds {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(c.Process.Pid)), 0o644); err != nil {
-			return fmt.Errorf("move sleeper into %s: %w", dir, err)
-		}
-	}
-	return nil
-}
-
 // Stop kills the sleepers and removes their cgroup.
 func (s *Sleepers) Stop() {
-	for _, c := range s.cmds {
-		c.Process.Kill()
-		c.Wait()
+	killAll(s.cmds)
+	if s.placed {
+		if err := s.tree.RemoveUnder("shared"); err != nil {
+			log.Printf("remove the sleepers' cgroup: %v", err)
+		}
 	}
-	if s.cgroupDir != "" {
-		os.Remove(s.cgroupDir)
+}
+
+// Init is the init process of one synthetic container the benchmark asks
+// about, and what both servers must answer for it.
+type Init struct {
+	PID      int
+	Cgroup   string // its cgroup path as rootd answers it: no leading slash
+	Hostname string // its UTS namespace's hostname: the ID's first 12 digits, as Docker's default
+}
+
+// Inits are the init processes of the containers a synthetic set's
+// queries name (set.Positions): one process per container, each in a UTS
+// namespace of its own and in a cgroup of its own, BASE/docker/<id> on the
+// hierarchy rootd reads, named as Docker's cgroupfs driver names a
+// container's cgroup (/docker/<id>; Kubernetes: /kubepods/.../<id>). The
+// container's state file is rewritten to point at it, so rootd finds it
+// there exactly as it finds a real container's init, and verifies it the
+// same way: its cgroup path holds the ID as a whole component, one of the
+// Docker engine's cgroup marks. The reference reads the same state file.
+type Inits struct {
+	tree    *CgroupTree
+	cmds    []*exec.Cmd
+	cgroups []string // relative to tree's base, to remove
+	ByIndex map[int]Init
+}
+
+// StartInits starts the init processes of set's queried containers and
+// points their state files at them.
+func StartInits(tree *CgroupTree, set *SyntheticSet) (*Inits, error) {
+	in := &Inits{tree: tree, ByIndex: map[int]Init{}}
+	var indexes []int
+	for _, i := range set.Positions {
+		if !slices.Contains(indexes, i) {
+			indexes = append(indexes, i)
+		}
+	}
+	for _, i := range indexes {
+		cmd, err := startSleeper(set.IDs[i][:12])
+		if err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.cmds = append(in.cmds, cmd)
+	}
+	if err := waitSleeping(in.cmds); err != nil {
+		in.Stop()
+		return nil, err
+	}
+	for k, i := range indexes {
+		id, pid := set.IDs[i], in.cmds[k].Process.Pid
+		rel := "docker/" + id
+		in.cgroups = append(in.cgroups, rel)
+		cg, err := tree.Place(rel, pid)
+		if err == nil {
+			err = set.SetPID(i, pid)
+		}
+		if err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.ByIndex[i] = Init{PID: pid, Cgroup: cg, Hostname: id[:12]}
+	}
+	return in, nil
+}
+
+// Stop kills the init processes and removes their cgroups.
+func (in *Inits) Stop() {
+	killAll(in.cmds)
+	for _, rel := range in.cgroups {
+		if err := in.tree.RemoveUnder(rel); err != nil {
+			log.Printf("remove a container's cgroup: %v", err)
+		}
 	}
 }
 
