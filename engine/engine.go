@@ -124,12 +124,22 @@ func CgroupMatches(path string, marks []string) bool {
 }
 
 func validMark(m string) bool {
+	m = strings.TrimSuffix(m, MarkNumberSuffix)
 	return m != "" && m[0] != '/' && m[len(m)-1] != '/' && !strings.Contains(m, "//")
 }
+
+// MarkNumberSuffix, at the end of a cgroup mark, lets its last component be
+// followed by "-" and a decimal number: "lxc.payload.web-#" matches
+// lxc.payload.web and lxc.payload.web-1. LXC names a container's cgroup so
+// when the plain name is taken, as it stays after a container whose monitor
+// was killed; an engine uses it only where no other container could own
+// such a name.
+const MarkNumberSuffix = "-#"
 
 // hasComponents reports whether m occurs in path bounded by '/' or the
 // ends of path on both sides.
 func hasComponents(path, m string) bool {
+	m, numbered := strings.CutSuffix(m, MarkNumberSuffix)
 	for from := 0; from+len(m) <= len(path); {
 		i := strings.Index(path[from:], m)
 		if i < 0 {
@@ -137,6 +147,15 @@ func hasComponents(path, m string) bool {
 		}
 		i += from
 		end := i + len(m)
+		if numbered && end+1 < len(path) && path[end] == '-' {
+			j := end + 1
+			for j < len(path) && path[j] >= '0' && path[j] <= '9' {
+				j++
+			}
+			if j > end+1 {
+				end = j
+			}
+		}
 		if (i == 0 || path[i-1] == '/') && (end == len(path) || path[end] == '/') {
 			return true
 		}

@@ -142,6 +142,14 @@ func TestCgroupMatches(t *testing.T) {
 		{"docker/abc", []string{"/abc"}, false},
 		{"docker/abc", []string{"abc/"}, false},
 		{"docker//abc", []string{"docker//abc"}, false},
+		{"lxc.payload.web", []string{"lxc.payload.web-#"}, true},
+		{"lxc.payload.web-1", []string{"lxc.payload.web-#"}, true},
+		{"lxc.payload.web-12/init.scope", []string{"lxc.payload.web-#"}, true},
+		{"lxc.payload.web-", []string{"lxc.payload.web-#"}, false},
+		{"lxc.payload.web-1x", []string{"lxc.payload.web-#"}, false},
+		{"lxc.payload.webx", []string{"lxc.payload.web-#"}, false},
+		{"lxc.payload.web-1", []string{"lxc.payload.web"}, false},
+		{"x", []string{"-#"}, false},
 	}
 	for _, tt := range tests {
 		if got := CgroupMatches(tt.path, tt.marks); got != tt.want {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/procfs"
 	"github.com/rootd-project/rootd/internal/safefile"
 )
@@ -66,8 +67,27 @@ func (c cgroups) containerCgroupParents(mounts []procfs.CgroupMount) ([]string, 
 // before; the init may sit below it (systemd inside puts it in
 // init.scope). Never lxc.monitor.NAME, the monitor's own cgroup. A config
 // that sets lxc.cgroup.dir elsewhere makes the container fail verification.
-func cgroupMarks(name string) []string {
-	return []string{"lxc.payload." + name, "lxc/" + name}
+//
+// When that cgroup already exists (left behind by a container whose monitor
+// was killed), LXC appends "-1", "-2", ...: so NAME-N is the container's
+// too, unless some container of the same LXC path is itself called NAME-N
+// (numbered says whether none is).
+func cgroupMarks(name string, numbered bool) []string {
+	if !numbered {
+		return []string{"lxc.payload." + name, "lxc/" + name}
+	}
+	return []string{"lxc.payload." + name + engine.MarkNumberSuffix, "lxc/" + name + engine.MarkNumberSuffix}
+}
+
+// numberedSibling reports whether names holds NAME-<digits> for name.
+func numberedSibling(name string, names map[string]bool) bool {
+	for other := range names {
+		rest, ok := strings.CutPrefix(other, name+"-")
+		if ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Bounds on the cgroup walk of payloadInit: a container's cgroup subtree is

@@ -114,8 +114,31 @@ func TestCgroupMarks(t *testing.T) {
 		"lxc.payload.web2":           false,
 		"lxc.payload.we":             false,
 	} {
-		if got := engine.CgroupMatches(path, cgroupMarks("web")); got != want {
+		if got := engine.CgroupMatches(path, cgroupMarks("web", true)); got != want {
 			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+	// LXC's numbered cgroup of a restarted container is its own, unless a
+	// container of that very name exists beside it.
+	tests := []struct {
+		path     string
+		siblings []string
+		want     bool
+	}{
+		{"lxc.payload.web-1", []string{"web"}, true},
+		{"lxc.payload.web-12/init.scope", []string{"web", "db"}, true},
+		{"lxc.payload.web-1", []string{"web", "web-1"}, false},
+		{"lxc.payload.web", []string{"web", "web-1"}, true},
+		{"lxc.payload.web-2", []string{"web", "web-x"}, true},
+	}
+	for _, tc := range tests {
+		names := map[string]bool{}
+		for _, n := range tc.siblings {
+			names[n] = true
+		}
+		marks := cgroupMarks("web", !numberedSibling("web", names))
+		if got := engine.CgroupMatches(tc.path, marks); got != tc.want {
+			t.Errorf("%s beside %v: %v, want %v", tc.path, tc.siblings, got, tc.want)
 		}
 	}
 }

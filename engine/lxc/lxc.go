@@ -178,7 +178,7 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 			ID:      name,
 			Names:   []string{name},
 			State:   engine.StateStopped,
-			Cgroups: cgroupMarks(name),
+			Cgroups: cgroupMarks(name, false), // numbered below, once all names are known
 		}
 		if cfg.utsName != "" {
 			c.Labels = map[string]string{LabelUTSName: cfg.utsName}
@@ -193,6 +193,15 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 		c.State, c.PID = st.state, st.pid
 		unsettled = unsettled || st.unsettled
 		out = append(out, c)
+	}
+	names := make(map[string]bool, len(out))
+	for _, c := range out {
+		names[c.ID] = true
+	}
+	for i := range out {
+		if !numberedSibling(out[i].ID, names) {
+			out[i].Cgroups = cgroupMarks(out[i].ID, true)
+		}
 	}
 	e.lastMu.Lock()
 	e.last = seen
