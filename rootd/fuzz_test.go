@@ -122,7 +122,7 @@ func FuzzSession(f *testing.F) {
 		}, nil),
 		startPDU("pmda", "/bin/sh -c true", wire.IPCPipe), // not allowed
 		startPDU("x", `"unterminated`, wire.IPCPipe),
-		sessionPDU(wire.TypeProcessIDReq, "web1")[:20], // cut short
+		sessionPDU(wire.TypeProcessIDReq, "web1")[:20],                                               // cut short
 		append(sessionPDU(wire.TypeProcessID, "web1"), sessionPDU(wire.TypeProcessIDReq, "web1")...), // a reply type
 		{0, 0x90, 0, 0, 0xff, 0xff, 0, 0},
 	}
