@@ -19,7 +19,8 @@ if [ "${SKIP_SETUP:-}" != 1 ]; then
 fi
 
 echo "== gofmt"
-unformatted=$(gofmt -l .)
+# The gofmt of the toolchain go.mod asks for, not whichever is on PATH.
+unformatted=$("$(go env GOROOT)/bin/gofmt" -l .)
 if [ -n "$unformatted" ]; then
 	echo "gofmt needed on:" >&2
 	echo "$unformatted" >&2
