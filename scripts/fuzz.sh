@@ -21,17 +21,14 @@ export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module pro
 duration=${1:-1m}
 only=${2:-}
 
-# package target: every fuzz target in the tree.
-targets="
-./wire FuzzDecode
-./wire FuzzSplitArgs
-./rootd FuzzSession
-./internal/procfs FuzzParseCgroup
-./engine/docker FuzzDiskConfig
-./engine/podman FuzzStorage
-./engine/lxc FuzzParseContainerConfig
-./engine/lxc FuzzParseLXCInfo
-"
+# "package target" for every fuzz target in the tree, found in the test
+# files, so that a new target is fuzzed without being listed here.
+targets=$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . |
+	sort | while read -r file; do
+		dir=$(dirname "$file")
+		sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "$file" |
+			while read -r name; do echo "$dir $name"; done
+	done)
 
 # The engine targets write their fake files for every input: on a tmpfs
 # that costs microseconds, on a busy disk milliseconds.
