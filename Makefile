@@ -27,6 +27,9 @@ LDFLAGS := -s -w -buildid= -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMI
 # /etc/group only (no NSS modules such as sssd or LDAP), which is what a
 # static binary for any distribution and a scratch image need.
 export CGO_ENABLED := 0
+# go.mod asks for go1.27.3 (security fixes); a machine whose own Go is older
+# fetches it through the module proxy.
+export GOTOOLCHAIN ?= go1.27.3
 
 .PHONY: all rootd rootctl man deb rpm packages image package-test image-test test reproducible clean
 all: rootd rootctl

@@ -21,6 +21,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module proxy
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench/run.sh: must run as root (it starts a root service and enters namespaces)" >&2

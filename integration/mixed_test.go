@@ -223,11 +223,7 @@ func mixedPrefix(t *testing.T, id string, all []string) string {
 func mixedAllIDs(t *testing.T) []string {
 	t.Helper()
 	var ids []string
-	add := func(out string) {
-		for _, f := range strings.Fields(out) {
-			ids = append(ids, f)
-		}
-	}
+	add := func(out string) { ids = append(ids, strings.Fields(out)...) }
 	add(dockerRun(t, "ps", "-aq", "--no-trunc"))
 	add(podmanCLI(t, "ps", "-aq", "--no-trunc"))
 	for _, ns := range strings.Fields(containerdMustCtr(t, "default", "namespaces", "ls", "-q")) {

@@ -31,7 +31,6 @@ type Agent struct {
 	profile *Profile
 	attrs   map[int32]map[int32]string // per pmcd client context
 	out     []byte
-	from    int32
 }
 
 type sourceBox struct{ s Source }

@@ -20,6 +20,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module proxy
 top=$(pwd)
 
 say() { echo "image-test.sh: $*"; }

@@ -13,6 +13,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module proxy
 
 say() { echo "package-test.sh: $*"; }
 fail() { echo "package-test.sh: FAIL: $*" >&2; exit 1; }

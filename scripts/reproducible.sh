@@ -5,6 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module proxy
 COMMIT=$(git rev-parse HEAD)
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)
 export COMMIT SOURCE_DATE_EPOCH

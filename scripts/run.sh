@@ -5,6 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module proxy
 mkdir -p bin
 go build -o bin/rootd ./cmd/rootd
 go build -o bin/rootctl ./cmd/rootctl

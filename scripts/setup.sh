@@ -14,6 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export PATH="$PATH:/usr/local/go/bin"
+export GOTOOLCHAIN=go1.27.3 # as go.mod requires; fetched through the module proxy
 if ! command -v go >/dev/null 2>&1; then
 	say "no Go toolchain on PATH (expected /usr/local/go)"
 	exit 1
@@ -46,3 +47,6 @@ done
 
 say "Go modules"
 go mod download
+
+say "staticcheck, govulncheck and the vulnerability database (cached)"
+sh scripts/tools.sh

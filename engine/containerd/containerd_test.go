@@ -296,14 +296,14 @@ func TestAddressFlags(t *testing.T) {
 func TestConfigureFlags(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	open := configure(fs)
+	configure(fs)
 	if err := fs.Parse([]string{"--containerd-address", ""}); err == nil {
 		t.Error("an empty --containerd-address was accepted")
 	}
 
 	fs = flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	open = configure(fs)
+	open := configure(fs)
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	if err := fs.Parse([]string{"--containerd-address", sock, "--containerd-skip-namespaces", "a,b"}); err != nil {
 		t.Fatal(err)
