@@ -213,47 +213,15 @@ func (o privateOutage) StartRuntime(context.Context) error { o.d.start(); return
 // against a private containerd that the suite kills and starts again: the
 // engine must report Unavailable and recover with a Resync.
 func TestConformanceContainerdOutage(t *testing.T) {
-	image := "/var/lib/rootd-ci/bb-oci/bb-oci.tar"
-	if _, err := os.Stat(image); err != nil {
-		t.Fatalf("the busybox OCI image is missing (run scripts/engines/containerd.sh): %v", err)
-	}
-	dir := hungDir(t)
-	sock := filepath.Join(dir, "containerd.sock")
-	config := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(config, []byte("version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const ns = "rootd-conformance"
-	d := &privateDaemon{
-		t:    t,
-		name: "private containerd",
-		argv: []string{"containerd", "--config", config, "--root", filepath.Join(dir, "root"),
-			"--state", filepath.Join(dir, "state"), "--address", sock},
-		log:   filepath.Join(dir, "containerd.log"),
-		ready: func() error { return exec.Command("ctr", "-a", sock, "version").Run() },
-	}
-	d.start()
+	pc := startPrivateContainerd(t, ns)
+	sock, d, dir := pc.sock, pc.d, filepath.Dir(pc.sock)
 	ctr := func(ctx context.Context, args ...string) error {
 		return commandErr(ctx, append([]string{"ctr", "-a", sock, "-n", ns}, args...)...)
 	}
-	var ids []string
-	t.Cleanup(func() {
-		for _, id := range ids {
-			exec.Command("ctr", "-a", sock, "-n", ns, "tasks", "kill", "-s", "KILL", id).Run()
-		}
-		time.Sleep(300 * time.Millisecond)
-		for _, id := range ids {
-			exec.Command("ctr", "-a", sock, "-n", ns, "tasks", "rm", "-f", id).Run()
-			exec.Command("ctr", "-a", sock, "-n", ns, "containers", "rm", id).Run()
-		}
-		d.stop()
-	})
 	ctx := ctxT(t, 2*time.Minute)
-	if err := ctr(ctx, "images", "import", image); err != nil {
-		t.Fatal(err)
-	}
 	first := fmt.Sprintf("conf-first-%d", os.Getpid())
-	ids = append(ids, first)
+	pc.ids = append(pc.ids, first)
 	if err := ctr(ctx, "run", "-d", containerdImage(), first, "sleep", "600"); err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +232,7 @@ func TestConformanceContainerdOutage(t *testing.T) {
 		Live:       true,
 		Runtime: cliRuntime{
 			create: func(ctx context.Context, name string) (string, error) {
-				ids = append(ids, name)
+				pc.ids = append(pc.ids, name)
 				return name, ctr(ctx, "run", "-d", containerdImage(), name, "sleep", "600")
 			},
 			pause: func(ctx context.Context, id string) error { return ctr(ctx, "task", "pause", id) },

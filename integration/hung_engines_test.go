@@ -537,47 +537,16 @@ func TestHungEnginesDocker(t *testing.T) {
 // SIGKILL (the shims and their containers run on), then the same daemon is
 // started again and finds its containers.
 func TestHungEnginesContainerd(t *testing.T) {
-	image := "/var/lib/rootd-ci/bb-oci/bb-oci.tar"
-	if _, err := os.Stat(image); err != nil {
-		t.Fatalf("the busybox OCI image is missing (run scripts/engines/containerd.sh): %v", err)
-	}
-	dir := hungDir(t)
-	sock := filepath.Join(dir, "containerd.sock")
-	config := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(config, []byte("version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const ns = "rootd-hung"
+	pc := startPrivateContainerd(t, ns)
+	sock, d := pc.sock, pc.d
 	ctr := func(t *testing.T, args ...string) string {
 		return cmdOut(t, 120*time.Second, "ctr", append([]string{"-a", sock, "-n", ns}, args...)...)
 	}
-	d := &privateDaemon{
-		t:    t,
-		name: "private containerd",
-		argv: []string{"containerd", "--config", config, "--root", filepath.Join(dir, "root"),
-			"--state", filepath.Join(dir, "state"), "--address", sock},
-		log: filepath.Join(dir, "containerd.log"),
-		ready: func() error {
-			return exec.Command("ctr", "-a", sock, "version").Run()
-		},
-	}
-	d.start()
-	var ids []string
-	t.Cleanup(func() {
-		for _, id := range ids {
-			exec.Command("ctr", "-a", sock, "-n", ns, "tasks", "kill", "-s", "KILL", id).Run()
-		}
-		time.Sleep(300 * time.Millisecond)
-		for _, id := range ids {
-			exec.Command("ctr", "-a", sock, "-n", ns, "tasks", "rm", "-f", id).Run()
-			exec.Command("ctr", "-a", sock, "-n", ns, "containers", "rm", id).Run()
-		}
-		d.stop()
-	})
-	ctr(t, "images", "import", image)
+	ids := &pc.ids
 	var ranAt time.Time // when the last ctr run returned
 	run := func(t *testing.T, id string) int {
-		ids = append(ids, id)
+		*ids = append(*ids, id)
 		ctr(t, "run", "-d", containerdImage(), id, "sleep", "600")
 		ranAt = time.Now()
 		for _, line := range strings.Split(ctr(t, "tasks", "ls"), "\n") {
@@ -893,4 +862,49 @@ func TestHungEnginesPodman(t *testing.T) {
 		}
 		t.Logf("recovery: hx run again resolves to its new pid %v after podman run returned", took.Round(time.Millisecond))
 	})
+}
+
+// privateContainerd is a containerd of a test's own (own root, state and
+// socket; no CRI plugin), with the busybox image imported into namespace ns.
+// Cleanup kills and removes the containers named in ids, then stops it.
+type privateContainerd struct {
+	sock string
+	d    *privateDaemon
+	ids  []string
+}
+
+func startPrivateContainerd(t *testing.T, ns string) *privateContainerd {
+	t.Helper()
+	image := "/var/lib/rootd-ci/bb-oci/bb-oci.tar"
+	if _, err := os.Stat(image); err != nil {
+		t.Fatalf("the busybox OCI image is missing (run scripts/engines/containerd.sh): %v", err)
+	}
+	dir := hungDir(t)
+	pc := &privateContainerd{sock: filepath.Join(dir, "containerd.sock")}
+	config := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(config, []byte("version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pc.d = &privateDaemon{
+		t:    t,
+		name: "private containerd",
+		argv: []string{"containerd", "--config", config, "--root", filepath.Join(dir, "root"),
+			"--state", filepath.Join(dir, "state"), "--address", pc.sock},
+		log:   filepath.Join(dir, "containerd.log"),
+		ready: func() error { return exec.Command("ctr", "-a", pc.sock, "version").Run() },
+	}
+	pc.d.start()
+	t.Cleanup(func() {
+		for _, id := range pc.ids {
+			exec.Command("ctr", "-a", pc.sock, "-n", ns, "tasks", "kill", "-s", "KILL", id).Run()
+		}
+		time.Sleep(300 * time.Millisecond)
+		for _, id := range pc.ids {
+			exec.Command("ctr", "-a", pc.sock, "-n", ns, "tasks", "rm", "-f", id).Run()
+			exec.Command("ctr", "-a", pc.sock, "-n", ns, "containers", "rm", id).Run()
+		}
+		pc.d.stop()
+	})
+	cmdOut(t, 120*time.Second, "ctr", "-a", pc.sock, "-n", ns, "images", "import", image)
+	return pc
 }
