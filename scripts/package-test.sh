@@ -86,7 +86,7 @@ for f in $(/usr/sbin/rootd -h 2>&1 | sed -n 's/^  -\([a-z][a-z-]*\).*/\1/p'); do
 done
 [ -f /lib/systemd/system/rootd.service ] || fail "no unit installed"
 grep -q '^ExecStart=/usr/sbin/rootd' /lib/systemd/system/rootd.service || fail "packaged unit does not run /usr/sbin/rootd"
-for f in copyright operations.md README.md; do
+for f in copyright operations.md README.md security.md; do
 	[ -f "/usr/share/doc/rootd/$f" ] || fail "/usr/share/doc/rootd/$f missing"
 done
 [ -f /etc/logrotate.d/rootd ] || fail "logrotate snippet missing"
@@ -174,6 +174,7 @@ cat >"$work/rpm-want" <<'LIST'
 /usr/share/doc/rootd/engines.md
 /usr/share/doc/rootd/operations.md
 /usr/share/doc/rootd/protocol.md
+/usr/share/doc/rootd/security.md
 /usr/share/licenses/rootd/LICENSE
 /usr/share/man/man1/rootctl.1.gz
 /usr/share/man/man8/rootd-switch.8.gz
