@@ -93,11 +93,19 @@ func startRootd(t *testing.T, env []string, args ...string) *daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	d := &daemon{socket: filepath.Join(sockDir, "pmcd", "root.socket"), done: make(chan error, 1)}
-	d.cmd = exec.Command(bins.rootd, append([]string{"-s", d.socket, "--log-level", "debug"}, args...)...)
-	d.cmd.Env = append(os.Environ(), env...)
+	socket := filepath.Join(sockDir, "pmcd", "root.socket")
+	return launchRootd(t, socket, append(os.Environ(), env...), append([]string{"-s", socket, "--log-level", "debug"}, args...)...)
+}
+
+// launchRootd starts rootd with exactly env and args, expecting it on
+// socket, waits until it answers there, and stops it at cleanup.
+func launchRootd(t *testing.T, socket string, env []string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{socket: socket, done: make(chan error, 1)}
+	d.cmd = exec.Command(bins.rootd, args...)
+	d.cmd.Env = env
 	d.cmd.Stdout = lockedWriter{d}
-	d.cmd.Stderr = lockedWriter{d}
+	d.cmd.Stderr = lockedWriter{d} // the agents' standard error too
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +126,8 @@ func startRootd(t *testing.T, env []string, args ...string) *daemon {
 		}
 		if time.Now().After(deadline) {
 			d.cmd.Process.Kill()
-			t.Fatalf("rootd did not answer: %v\n%s", err, d.Log())
+			<-d.done
+			t.Fatalf("rootd did not answer on %s: %v\n%s", d.socket, err, d.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/rootd-project/rootd/client"
 )
 
 // The real PCP stack: pmcd, its agents and PCP's own tools, unpacked by
@@ -277,39 +275,9 @@ func startPCPStack(t *testing.T, opts pcpStackOptions) *pcpStack {
 // gone).
 func (s *pcpStack) startRootd(t *testing.T) *daemon {
 	t.Helper()
-	varDir := filepath.Join(s.dir, "var")
-	d := &daemon{socket: filepath.Join(varDir, "pmcd", "root.socket"), done: make(chan error, 1)}
-	d.cmd = exec.Command(bins.rootd, "--log-level", "debug", "--containerd-address", containerdSocket())
-	d.cmd.Env = append(slices.Clone(s.env), mixedEnv()...)
-	d.cmd.Stdout = lockedWriter{d}
-	d.cmd.Stderr = lockedWriter{d} // the agents' standard error too
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := client.Connect(ctx, d.socket)
-		cancel()
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-d.done:
-			t.Fatalf("rootd exited at start: %v\n%s", err, d.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			d.cmd.Process.Kill()
-			<-d.done
-			t.Fatalf("rootd did not answer on %s: %v\n%s", d.socket, err, d.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() { d.stop(t) })
-	return d
+	socket := filepath.Join(s.dir, "var", "pmcd", "root.socket")
+	return launchRootd(t, socket, append(slices.Clone(s.env), mixedEnv()...),
+		"--log-level", "debug", "--containerd-address", containerdSocket())
 }
 
 // startPMCD starts pmcd on the stack's unix socket and a free loopback
