@@ -19,6 +19,10 @@ import (
 // arrive together are applied as one batch, with one index rebuild.
 const eventBuffer = 256
 
+// numEventKinds bounds the EventKinds counted per engine: Upsert, Remove,
+// Resync and Unavailable are 1 to 4; 0 counts kinds rootd does not know.
+const numEventKinds = int(engine.Unavailable) + 1
+
 type availability uint8
 
 const (
@@ -56,7 +60,16 @@ type engineState struct {
 	lastErr     error
 	lastRefresh time.Time
 	inflight    *listCall // the List running now, if any
-	doneSeq     uint64    // sequence number of the newest finished List
+	lastErrTime time.Time // when lastErr was last set to a failure
+	// Lists finished, their total and last duration: for operators.
+	lists        uint64
+	listTotal    time.Duration
+	lastListTime time.Duration
+	// events counts the events received from the engine's Watch, by
+	// EventKind (index 0: kinds rootd does not know). Only the consumer
+	// goroutine writes them; Status reads them.
+	events  [numEventKinds]atomic.Uint64
+	doneSeq uint64 // sequence number of the newest finished List
 	// journal keeps the events applied while inflight runs: they may be
 	// newer than what that List saw, so they are applied again on top of
 	// its result.
@@ -203,11 +216,16 @@ func (r *Resolver) startList(s *engineState) *listCall {
 
 func (r *Resolver) runList(s *engineState, call *listCall) {
 	ctx, cancel := context.WithDeadline(context.Background(), call.deadline)
+	began := time.Now()
 	cs, err := safeList(ctx, s.eng)
+	took := time.Since(began)
 	cancel()
 	call.watchdog.Stop()
 
 	s.mu.Lock()
+	s.lists++
+	s.listTotal += took
+	s.lastListTime = took
 	s.inflight = nil
 	s.doneSeq = call.seq
 	switch {
@@ -242,6 +260,7 @@ func (r *Resolver) runList(s *engineState, call *listCall) {
 			s.log.Warn("listing containers failed; keeping the last known ones", "err", err)
 		}
 		s.lastErr = err
+		s.lastErrTime = time.Now()
 	}
 	s.journal = s.journal[:0]
 	r.publish(s)
@@ -316,6 +335,7 @@ func (s *engineState) becomeHung(err error) {
 	}
 	s.state = stateHung
 	s.lastErr = err
+	s.lastErrTime = time.Now()
 }
 
 // health names s's state for operators; s.mu must be held.
@@ -341,6 +361,7 @@ func (s *engineState) becomeUnavailable(err error) {
 	}
 	s.state = stateUnavailable
 	s.lastErr = err
+	s.lastErrTime = time.Now()
 	clear(s.entries)
 }
 
@@ -517,6 +538,11 @@ func (r *Resolver) applyBatch(ctx context.Context, s *engineState, batch []engin
 	changed := false
 	s.mu.Lock()
 	for _, ev := range batch {
+		k := int(ev.Kind)
+		if k < 0 || k >= numEventKinds {
+			k = 0
+		}
+		s.events[k].Add(1)
 		switch ev.Kind {
 		case engine.Resync:
 			if !resync {

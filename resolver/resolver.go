@@ -561,6 +561,19 @@ type EngineStatus struct {
 	Containers int
 	// LastRefresh is when a List last succeeded; zero if never.
 	LastRefresh time.Time
+	// LastErrorTime is when a List last failed or the engine last became
+	// hung or unavailable; zero if never.
+	LastErrorTime time.Time
+	// States counts the indexed containers by state.
+	States map[engine.State]int
+	// Lists is how many Lists of the engine have finished (successful or
+	// not), ListTime their total duration and LastListTime the newest one's.
+	Lists        uint64
+	ListTime     time.Duration
+	LastListTime time.Duration
+	// Events counts the events received from the engine's Watch by kind
+	// (kinds rootd does not know are not counted here).
+	Events map[engine.EventKind]uint64
 }
 
 // Status reports every engine in the order given to New.
@@ -568,15 +581,29 @@ func (r *Resolver) Status() []EngineStatus {
 	out := make([]EngineStatus, 0, len(r.engines))
 	for _, s := range r.engines {
 		s.mu.Lock()
+		idx := s.idx.Load()
 		st := EngineStatus{
-			Name:        s.name,
-			Available:   s.state == stateAvailable,
-			Health:      s.health(),
-			Containers:  len(s.idx.Load().sorted),
-			LastRefresh: s.lastRefresh,
-			Err:         s.lastErr,
+			Name:          s.name,
+			Available:     s.state == stateAvailable,
+			Health:        s.health(),
+			Containers:    len(idx.sorted),
+			LastRefresh:   s.lastRefresh,
+			Err:           s.lastErr,
+			LastErrorTime: s.lastErrTime,
+			Lists:         s.lists,
+			ListTime:      s.listTotal,
+			LastListTime:  s.lastListTime,
 		}
 		s.mu.Unlock()
+		// The index is immutable once published: count outside the lock.
+		st.States = map[engine.State]int{}
+		for _, e := range idx.sorted {
+			st.States[e.c.State]++
+		}
+		st.Events = make(map[engine.EventKind]uint64, numEventKinds-1)
+		for k := 1; k < numEventKinds; k++ {
+			st.Events[engine.EventKind(k)] = s.events[k].Load()
+		}
 		out = append(out, st)
 	}
 	return out

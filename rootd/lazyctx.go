@@ -22,8 +22,8 @@ type lazyDeadline struct {
 	cancel context.CancelFunc
 }
 
-func newLazyDeadline(parent context.Context, timeout time.Duration) *lazyDeadline {
-	return &lazyDeadline{parent: parent, deadline: time.Now().Add(timeout)}
+func newLazyDeadline(parent context.Context, deadline time.Time) *lazyDeadline {
+	return &lazyDeadline{parent: parent, deadline: deadline}
 }
 
 func (c *lazyDeadline) arm() context.Context {

@@ -12,7 +12,7 @@ func TestLazyDeadline(t *testing.T) {
 	parent := context.WithValue(context.Background(), key{}, "v")
 
 	t.Run("unarmed", func(t *testing.T) {
-		c := newLazyDeadline(parent, time.Hour)
+		c := newLazyDeadline(parent, time.Now().Add(time.Hour))
 		if c.Err() != nil || c.Value(key{}) != "v" {
 			t.Fatalf("Err %v, Value %v", c.Err(), c.Value(key{}))
 		}
@@ -25,7 +25,7 @@ func TestLazyDeadline(t *testing.T) {
 		c.release()
 	})
 	t.Run("expires while waited on", func(t *testing.T) {
-		c := newLazyDeadline(parent, 20*time.Millisecond)
+		c := newLazyDeadline(parent, time.Now().Add(20*time.Millisecond))
 		defer c.release()
 		select {
 		case <-c.Done():
@@ -37,7 +37,7 @@ func TestLazyDeadline(t *testing.T) {
 		}
 	})
 	t.Run("expired before anyone waited", func(t *testing.T) {
-		c := newLazyDeadline(parent, time.Millisecond)
+		c := newLazyDeadline(parent, time.Now().Add(time.Millisecond))
 		time.Sleep(5 * time.Millisecond)
 		if !errors.Is(c.Err(), context.DeadlineExceeded) {
 			t.Fatalf("Err = %v", c.Err())
@@ -46,7 +46,7 @@ func TestLazyDeadline(t *testing.T) {
 	})
 	t.Run("parent cancelled", func(t *testing.T) {
 		p, cancel := context.WithCancel(parent)
-		c := newLazyDeadline(p, time.Hour)
+		c := newLazyDeadline(p, time.Now().Add(time.Hour))
 		defer c.release()
 		cancel()
 		if !errors.Is(c.Err(), context.Canceled) {
@@ -55,7 +55,7 @@ func TestLazyDeadline(t *testing.T) {
 		<-c.Done()
 	})
 	t.Run("derived contexts follow it", func(t *testing.T) {
-		c := newLazyDeadline(parent, 20*time.Millisecond)
+		c := newLazyDeadline(parent, time.Now().Add(20*time.Millisecond))
 		defer c.release()
 		d, cancel := context.WithCancel(c)
 		defer cancel()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,8 @@ type Supervisor struct {
 	live   map[int]*child
 	exited map[Owner][]Exit
 	wg     sync.WaitGroup
+
+	started, reaped atomic.Uint64 // agents started and exited, ever
 }
 
 // SupervisorConfig configures a Supervisor.
@@ -165,6 +168,7 @@ func (s *Supervisor) Start(req StartRequest) (Started, error) {
 	s.mu.Unlock()
 	closeAll(childEnds...)
 
+	s.started.Add(1)
 	s.log.Info("started agent", "label", req.Label, "pid", out.PID, "argv", argv, "path", path, "pipe", req.Pipe,
 		"owner", req.Owner.String(), "peer_uid", req.Peer.UID)
 	go s.watch(req.Label, req.Owner, cmd)
@@ -185,6 +189,7 @@ func (s *Supervisor) watch(label string, owner Owner, cmd *exec.Cmd) {
 	}
 	s.exited[owner] = append(q, Exit{PID: pid, Status: ws, Label: label})
 	s.mu.Unlock()
+	s.reaped.Add(1)
 	s.log.Info("agent exited", "label", label, "pid", pid, "status", cmd.ProcessState.String(), "owner", owner.String())
 }
 
@@ -286,6 +291,12 @@ func (s *Supervisor) LogUncollected() {
 	for pid, c := range s.live {
 		s.log.Info("agent left running", "owner", c.owner.String(), "label", c.label, "pid", pid)
 	}
+}
+
+// Counts returns how many agents s has started and how many of them have
+// exited, since it was made.
+func (s *Supervisor) Counts() (started, exited uint64) {
+	return s.started.Load(), s.reaped.Load()
 }
 
 // Wait blocks until every child started so far has exited and been reaped.

@@ -72,10 +72,12 @@ type Server struct {
 	log     *slog.Logger
 	closing atomic.Bool
 	limit   *logLimiter
+	stats   serverStats
 
-	mu    sync.Mutex
-	conns map[*net.UnixConn]struct{}
-	wg    sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*net.UnixConn]struct{}
+	sessions map[*session]struct{} // served clients, for Stats
+	wg       sync.WaitGroup
 }
 
 // NewServer returns a Server; call Serve to run it.
@@ -98,7 +100,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = DefaultMaxConnections
 	}
-	return &Server{cfg: cfg, log: cfg.Log, limit: newLogLimiter(cfg.now), conns: map[*net.UnixConn]struct{}{}}
+	return &Server{cfg: cfg, log: cfg.Log, limit: newLogLimiter(cfg.now), conns: map[*net.UnixConn]struct{}{}, sessions: map[*session]struct{}{}}
 }
 
 // Serve accepts clients on ln until ctx is cancelled, then stops accepting,
@@ -142,6 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 			return err
 		}
 		tempDelay = 0
+		s.stats.accepted.Add(1)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -172,6 +175,7 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 // refuseOverLimit closes a connection accepted beyond MaxConnections,
 // before the greeting, and logs who it was (rate-limited).
 func (s *Server) refuseOverLimit(conn *net.UnixConn) {
+	s.stats.refusedLimit.Add(1)
 	peer, err := peerOf(conn)
 	defer conn.Close()
 	uid := peer.UID
@@ -242,6 +246,10 @@ type session struct {
 	pending   []byte
 	written   int
 	writeErr  error
+
+	// result is how the request being handled ended, for the counters.
+	result Result
+	stats  requestStats
 }
 
 // bufferedWhole reports whether the next PDU can be read without reading
@@ -260,11 +268,13 @@ func (ss *session) bufferedWhole() bool {
 func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	peer, err := peerOf(conn)
 	if err != nil {
+		s.stats.refusedCreds.Add(1)
 		s.logLimited(s.log, noUID, slog.LevelWarn, "cannot read peer credentials, closing", "err", err)
 		return
 	}
 	log := s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)
 	if !s.cfg.Access.Allows(peer) {
+		s.stats.refusedCreds.Add(1)
 		s.logLimited(log, peer.UID, slog.LevelWarn, "refusing client: uid not allowed", "peer_gid", peer.GID)
 		return
 	}
@@ -274,6 +284,15 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		buf:   make([]byte, wire.MaxPDUSize),
 		reply: make([]byte, 0, wire.MaxPDUSize),
 	}
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		ss.stats.fold(&s.stats.ended)
+		s.mu.Unlock()
+	}()
 	if raw, err := conn.SyscallConn(); err == nil {
 		ss.raw = raw
 		ss.writeOnce = func(fd uintptr) bool {
@@ -310,6 +329,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 			conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
+			s.stats.protocolErrors.Add(1)
 			ss.warn("bad protocol exchange, closing client", "type", hdr.Type, "err", err)
 			return
 		}
@@ -351,18 +371,27 @@ func (ss *session) send(pdu, rights []byte) error {
 	return err
 }
 
-// handle answers one request; false closes the client.
+// handle answers one request and counts it; false closes the client.
 func (ss *session) handle(ctx context.Context, hdr wire.Header, pdu []byte) bool {
-	switch {
-	case hdr.Type == wire.TypeHostnameReq || hdr.Type == wire.TypeProcessIDReq || hdr.Type == wire.TypeCgroupNameReq:
-		return ss.container(ctx, hdr, pdu)
-	case hdr.Type == wire.TypeStartReq:
-		return ss.start(hdr, pdu)
-	case hdr.Type == wire.TypeStopReq:
-		return ss.stop(hdr, pdu)
+	// One clock read before (shared with the lookup's deadline) and one
+	// after: the only cost of the latency histogram.
+	start := time.Now()
+	t := requestTypeOf(hdr.Type)
+	var keep bool
+	switch t {
+	case RequestHostname, RequestProcessID, RequestCgroupName:
+		keep = ss.container(ctx, start, hdr, pdu)
+	case RequestStart:
+		keep = ss.start(hdr, pdu)
+	case RequestStop:
+		keep = ss.stop(hdr, pdu)
+	default:
+		ss.srv.stats.protocolErrors.Add(1)
+		ss.result = ResultInvalid
+		ss.warn("bad protocol exchange, closing client", "type", hdr.Type)
 	}
-	ss.warn("bad protocol exchange, closing client", "type", hdr.Type)
-	return false
+	ss.stats.observe(t, ss.result, time.Since(start))
+	return keep
 }
 
 // warn logs a warning a client can provoke at will, rate-limited by its uid.
@@ -371,6 +400,7 @@ func (ss *session) warn(msg string, args ...any) {
 }
 
 func (ss *session) replyContainer(t wire.Type, status int32, pid int, name []byte) bool {
+	ss.result = resultOfStatus(status)
 	out, err := wire.AppendContainer(ss.reply[:0], wire.Container{Type: t, Status: status, PID: int32(pid), Name: name})
 	if err != nil {
 		ss.log.Error("reply does not fit the protocol", "type", t, "err", err)
@@ -383,7 +413,7 @@ func (ss *session) replyContainer(t wire.Type, status int32, pid int, name []byt
 	return true
 }
 
-func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) bool {
+func (ss *session) container(ctx context.Context, start time.Time, hdr wire.Header, pdu []byte) bool {
 	replyType, _ := hdr.Type.Reply()
 	req, err := wire.DecodeContainer(pdu)
 	if err == nil && req.Status != 0 {
@@ -398,7 +428,7 @@ func (ss *session) container(ctx context.Context, hdr wire.Header, pdu []byte) b
 		ss.warn("invalid request", "type", hdr.Type, "err", err)
 		return ss.replyContainer(replyType, -int32(syscall.EINVAL), 0, nil)
 	}
-	lazy := newLazyDeadline(ctx, ss.srv.cfg.RequestTimeout)
+	lazy := newLazyDeadline(ctx, start.Add(ss.srv.cfg.RequestTimeout))
 	defer lazy.release()
 	ctx = lazy
 
@@ -455,6 +485,10 @@ func (ss *session) start(hdr wire.Header, pdu []byte) bool {
 		// negative status alike: it starts the agent itself, as its own
 		// user.
 		status := int32(wire.StatusGeneric)
+		ss.result = ResultError
+		if reason == "invalid request" || reason == "bad arguments" {
+			ss.result = ResultInvalid
+		}
 		if errors.Is(err, ErrNotAllowed) {
 			status = -int32(syscall.EPERM)
 		} else {
@@ -487,6 +521,7 @@ func (ss *session) start(hdr wire.Header, pdu []byte) bool {
 		rights = unix.UnixRights(int(child.ToChild.Fd()), int(child.FromChild.Fd()))
 	}
 	out, _ := wire.AppendStart(ss.reply[:0], wire.Start{Type: wire.TypeStart, PID: int32(child.PID), IPCType: req.IPCType, Label: req.Label})
+	ss.result = ResultOK
 	err = ss.send(out, rights)
 	if child.ToChild != nil {
 		child.ToChild.Close()
@@ -536,9 +571,20 @@ func (ss *session) stop(hdr wire.Header, pdu []byte) bool {
 			reply.PID, reply.Code = int32(e.PID), int32(e.Status)
 		}
 	}
+	switch reply.Status {
+	case 0:
+		ss.result = ResultOK
+	case -int32(syscall.EINVAL):
+		ss.result = ResultInvalid
+	default:
+		ss.result = ResultError
+	}
 	out, _ := wire.AppendStop(ss.reply[:0], reply)
 	return ss.send(out, nil) == nil
 }
+
+// Processes returns the Supervisor of Config.Processes (nil if none).
+func (s *Server) Processes() *Supervisor { return s.cfg.Processes }
 
 // Clients returns the number of clients connected now.
 func (s *Server) Clients() int {

@@ -196,7 +196,7 @@ func (a *app) resolver(ctx context.Context) *resolver.Resolver {
 }
 
 func quietLog(w io.Writer) *slog.Logger {
-	l, _ := cli.Logger(w, "error")
+	l, _ := cli.Logger(w, "error", "text")
 	return l
 }
 

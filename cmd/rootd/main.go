@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -22,6 +23,7 @@ import (
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/cli"
 	"github.com/rootd-project/rootd/internal/logfile"
+	"github.com/rootd-project/rootd/internal/metrics"
 	"github.com/rootd-project/rootd/internal/pcpconf"
 	"github.com/rootd-project/rootd/internal/procfs"
 	"github.com/rootd-project/rootd/internal/sdnotify"
@@ -79,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		socket     = fs.String("s", pcp.SocketPath(), "socket `path`: $PCP_VAR_DIR/pmcd/root.socket, PCP_VAR_DIR from the environment or pcp.conf")
 		logPath    = fs.String("l", "", "log `file` (default: standard error)")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+		logFormat  = fs.String("log-format", "text", "log `format`: text (logfmt key=value) or json (one object a line)")
+		metricsAt  = fs.String("metrics-address", "", "serve Prometheus metrics, /healthz and /readyz over HTTP at `address`: unix:/path or a loopback host:port (127.0.0.1:9559, [::1]:9559, localhost:9559); off by default")
 		engines    cli.List
 		allowUIDs  cli.List
 		allowGIDs  cli.List
@@ -128,7 +132,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer logOut.Close()
-	log, err := cli.Logger(logOut, *logLevel)
+	log, err := cli.Logger(logOut, *logLevel, *logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 2
@@ -137,6 +141,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error(msg, "err", err)
 		fmt.Fprintf(stderr, "rootd: %s: %v\n", msg, err)
 		return 1
+	}
+	var metricsLn net.Listener
+	if *metricsAt != "" {
+		// Opened before anything else that takes time, so that a bad
+		// address fails at once; served once the server exists.
+		if metricsLn, err = metrics.Listen(*metricsAt); err != nil {
+			log.Error("--metrics-address", "err", err)
+			fmt.Fprintf(stderr, "rootd: --metrics-address: %v\n", err)
+			if errors.Is(err, metrics.ErrNotLoopback) {
+				return 2
+			}
+			return 1
+		}
+		defer metricsLn.Close()
 	}
 	notify, err := sdnotify.FromEnv()
 	if err != nil {
@@ -266,8 +284,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if ln != nil {
 		log.Info("rootd listening", "socket", ln.Path, "engines", names, "pid", os.Getpid(), "max_connections", *maxConns)
 	}
+	metricsDone := make(chan struct{})
+	if metricsLn != nil {
+		reg := metrics.NewRegistry(metrics.Sources{
+			Server: srv, Resolver: res, Supervisor: srv.Processes(), LogDropped: logOut.Dropped,
+		})
+		ready := func() bool {
+			select {
+			case <-res.Ready():
+				return true // the socket was bound (or is another service's) before Run began
+			default:
+				return false
+			}
+		}
+		log.Info("serving metrics", "address", metricsLn.Addr().String())
+		go func() {
+			defer close(metricsDone)
+			if err := metrics.Serve(ctx, metricsLn, metrics.Handler(reg, ready, log)); err != nil {
+				log.Error("metrics listener failed; rootd goes on without it", "err", err)
+			}
+		}()
+	} else {
+		close(metricsDone)
+	}
 	err = pm.serve(ctx, srv, ln)
 	<-resDone
+	<-metricsDone
 	if ctx.Err() != nil {
 		<-stoppingSent
 	}

@@ -66,11 +66,19 @@ func ids(names []string, lookup func(string) (string, error)) (map[uint32]bool, 
 	return out, nil
 }
 
-// Logger builds the slog logger for a level name, writing text to w.
-func Logger(w io.Writer, level string) (*slog.Logger, error) {
+// Logger builds the slog logger for a level name and a format, "text"
+// (slog's key=value lines) or "json" (one JSON object a line), writing to w.
+func Logger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("bad log level %q (debug, info, warn, error)", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad log format %q (text, json)", format)
 }
