@@ -59,9 +59,14 @@ type PMDASide struct {
 	BaseMinMS   float64
 	FetchP50MS  float64 // pminfo -f containers
 	FetchMinMS  float64
-	Fetches     int            // timed
-	Instances   map[string]int // per metric, from the last fetch
-	Err         string
+	Fetches     int // timed
+	// CPU time per timed containers fetch (user+system, mean; clock-tick
+	// resolution): the root agent's, pmcd's and pminfo's own. The agent's
+	// and pmcd's include the pmcd.hostname runs' (pmcd's own metric: no
+	// agent work, little pmcd work).
+	AgentCPUMS, PmcdCPUMS, PminfoCPUMS float64
+	Instances                          map[string]int // per metric, from the last fetch
+	Err                                string
 }
 
 // NetP50MS is the fetch's p50 less pminfo's own p50.
@@ -211,6 +216,7 @@ func runPMDA(ctx context.Context, c pmdaConfig, progress func([]PMDASize)) ([]PM
 				side.Err = err.Error()
 				log.Printf("  %s: %v", agent, err)
 			}
+			log.Printf("  %-8s CPU per fetch: agent %.1f ms, pmcd %.1f ms, pminfo %.1f ms", agent, side.AgentCPUMS, side.PmcdCPUMS, side.PminfoCPUMS)
 			log.Printf("  %-8s handshake %6.1f ms (agent %.1f ms) first %7.1f ms  pminfo %6.1f ms  containers p50 %8.1f ms min %8.1f ms  instances %v",
 				agent, side.HandshakeMS, side.AgentTookMS, side.FirstMS, side.BaseP50MS, side.FetchP50MS, side.FetchMinMS, side.Instances)
 			size.Sides = append(size.Sides, side)
@@ -281,12 +287,16 @@ func measurePMDA(ctx context.Context, c pmdaConfig, agent, work string, env []st
 		return side, err
 	}
 	defer srv.Stop()
+	var pminfoCPU time.Duration
 	pminfo := func(args ...string) (string, time.Duration, error) {
 		cmd := exec.CommandContext(ctx, c.pminfo, append([]string{"-h", "unix:" + pmcdSock}, args...)...)
 		cmd.Env = cleanEnv()
 		t0 := time.Now()
 		out, err := cmd.CombinedOutput()
 		d := time.Since(t0)
+		if cmd.ProcessState != nil {
+			pminfoCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		}
 		if err != nil {
 			return string(out), d, fmt.Errorf("pminfo %s: %w: %s", strings.Join(args, " "), err, headLine(string(out)))
 		}
@@ -340,6 +350,9 @@ func measurePMDA(ctx context.Context, c pmdaConfig, agent, work string, env []st
 	}
 	var base, fetch []time.Duration
 	var last string
+	agentPID := childOf(cmd.Process.Pid, map[string]string{"rootd": "rootd", "pmdaroot": "pmdaroot"}[agent])
+	agent0, pmcd0 := cpuTicks(agentPID), cpuTicks(cmd.Process.Pid)
+	var infoCPU time.Duration
 	var spent time.Duration
 	for i := range c.fetches {
 		if i > 0 && spent > c.budget {
@@ -356,6 +369,7 @@ func measurePMDA(ctx context.Context, c pmdaConfig, agent, work string, env []st
 			return side, err
 		}
 		fetch = append(fetch, d)
+		infoCPU += pminfoCPU
 		spent += d
 		last = out
 		side.Fetches++
@@ -363,6 +377,11 @@ func measurePMDA(ctx context.Context, c pmdaConfig, agent, work string, env []st
 	side.BaseP50MS, side.BaseMinMS = ms(median(base)), ms(slices.Min(base))
 	side.FetchP50MS, side.FetchMinMS = ms(median(fetch)), ms(slices.Min(fetch))
 	side.Instances = instanceCounts(last)
+	if k := float64(side.Fetches); k > 0 {
+		side.AgentCPUMS = float64(cpuTicks(agentPID)-agent0) * 10 / k
+		side.PmcdCPUMS = float64(cpuTicks(cmd.Process.Pid)-pmcd0) * 10 / k
+		side.PminfoCPUMS = ms(infoCPU) / k
+	}
 	if agent == "rootd" {
 		for _, m := range containersMetrics {
 			if side.Instances[m] != n {
@@ -371,6 +390,35 @@ func measurePMDA(ctx context.Context, c pmdaConfig, agent, work string, env []st
 		}
 	}
 	return side, nil
+}
+
+// cpuTicks is a process's user+system time in clock ticks (10 ms: Linux's
+// USER_HZ is 100), 0 if unknown.
+func cpuTicks(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatCPU(string(data))
+}
+
+// parseStatCPU adds utime and stime (fields 14 and 15) of a /proc/PID/stat
+// line.
+func parseStatCPU(stat string) int64 {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
 }
 
 func headLine(s string) string {
@@ -469,6 +517,16 @@ func PMDAMarkdown(res []PMDASize, machine string, started time.Time, load string
 			fmt.Fprintf(&b, "| %d | %s | %s | %d | %s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f |\n",
 				s.N, d.Agent, instancesCell(d.Instances), d.Fetches, hs, msCell(d.FirstMS),
 				d.BaseP50MS, d.BaseMinMS, d.FetchP50MS, d.FetchMinMS, d.NetP50MS(), d.NetMinMS(), perContainerUS(d.NetP50MS(), s.N))
+		}
+	}
+	b.WriteString("\nCPU time per `pminfo -f containers` (mean over the timed fetches, ms; 10 ms clock ticks for the agent and pmcd):\n\n")
+	b.WriteString("| N | agent | agent CPU | per container µs | pmcd CPU | pminfo CPU |\n|---:|---|---:|---:|---:|---:|\n")
+	for _, s := range res {
+		for _, d := range s.Sides {
+			if d.Fetches == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.1f | %.2f | %.1f | %.1f |\n", s.N, d.Agent, d.AgentCPUMS, d.AgentCPUMS*1000/float64(s.N), d.PmcdCPUMS, d.PminfoCPUMS)
 		}
 	}
 	// rootd against the reference, net p50.

@@ -145,3 +145,13 @@ func TestPMDAMarkdown(t *testing.T) {
 		t.Errorf("ratio for a size the reference failed:\n%s", md)
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	stat := "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 1 0 100 1000 10 18446744073709551615"
+	if got := parseStatCPU(stat); got != 22 {
+		t.Errorf("utime+stime = %d, want 22", got)
+	}
+	if got := parseStatCPU("garbage"); got != 0 {
+		t.Errorf("garbage = %d", got)
+	}
+}
