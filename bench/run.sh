@@ -13,6 +13,9 @@
 # programs, and runs rootbench. The live measurement starts its own mixed set
 # (2 Docker and 1 Podman containers, then 1 LXC container) and removes it.
 # ROOTBENCH_NO_ENGINES=1 skips the engines and both live measurements.
+# ROOTBENCH_PMDA=1 runs `rootbench pmda` instead: `pminfo -f containers`
+# through a private pmcd whose root agent is rootd --pmda, then pmdaroot
+# (bench/results/pmda.md; its flags, e.g. -sizes 10,100, follow).
 # The containers the benchmark asks about get init processes of their own in
 # cgroups bench-rootbench-PID/docker/<id> (on the hierarchy rootd reads), so
 # that rootd's answers pass its PID verification; rootbench removes them.
@@ -56,6 +59,13 @@ if ldd "$REF/usr/lib/pcp/bin/pmcd" | grep -q 'not found'; then
 	echo "bench/run.sh: pmcd is missing libraries:" >&2
 	ldd "$REF/usr/lib/pcp/bin/pmcd" | grep 'not found' >&2
 	exit 1
+fi
+
+if [ -n "${ROOTBENCH_PMDA:-}" ]; then
+	go build -o bin/rootd ./cmd/rootd
+	go build -o bin/rootbench ./cmd/rootbench
+	exec bin/rootbench pmda -rootd bin/rootd -pmcd "$REF/usr/lib/pcp/bin/pmcd" \
+		-pmdaroot "$REF/usr/lib/pcp/pmdas/root/pmdaroot" -pminfo "$REF/usr/bin/pminfo" "$@"
 fi
 
 live="-live on -live-make"

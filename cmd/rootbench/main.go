@@ -7,6 +7,7 @@
 //	rootbench gen -n N -dir DIR PID…  write a synthetic Docker state directory
 //	rootbench report -in FILE.json    redo the table and chart from a record
 //	rootbench floor [-loop] SOCKET    serve fixed answers (a zero-work server)
+//	rootbench pmda [-sizes …]         pminfo -f containers: rootd --pmda against pmdaroot under pmcd
 //
 // bench/run.sh installs what it needs, builds everything and runs it.
 package main
@@ -43,6 +44,8 @@ func main() {
 			os.Exit(reportMain(os.Args[2:]))
 		case "floor":
 			os.Exit(floorMain(os.Args[2:]))
+		case "pmda":
+			os.Exit(pmdaMain(os.Args[2:]))
 		}
 	}
 	os.Exit(benchMain(os.Args[1:]))
