@@ -40,7 +40,7 @@ type pmdaConfig struct {
 	rootd, pmcd, pmdaroot, pminfo, pmcdDSO, pmcdPMNS string
 	work                                             string
 	sizes                                            []int
-	fetches, warmup, baseRuns                        int
+	fetches, warmup                                  int
 	sleepers                                         int
 	inits                                            bool
 	pmcdTimeout                                      int
