@@ -152,7 +152,6 @@ func criPauseImageTar(t *testing.T, dir string) string {
 	}
 	cfgBytes, _ := json.Marshal(cfg)
 	cfgDesc["digest"], cfgDesc["size"] = put(cfgBytes)
-	var layers []string
 	for _, l := range manifest["layers"].([]any) {
 		d := l.(map[string]any)["digest"].(string)
 		b, err := os.ReadFile(blob(d))
@@ -160,7 +159,6 @@ func criPauseImageTar(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 		put(b)
-		layers = append(layers, d)
 	}
 	manBytes, _ := json.Marshal(manifest)
 	manDigest, manSize := put(manBytes)
