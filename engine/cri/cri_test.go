@@ -109,6 +109,9 @@ func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s grpc.Serv
 		case <-s.Context().Done():
 			return nil
 		case ev := <-f.events:
+			if ev == nil {
+				return status.Error(codes.Internal, "stream broke")
+			}
 			if err := s.Send(ev); err != nil {
 				return err
 			}
@@ -360,6 +363,20 @@ func TestWatchEventStream(t *testing.T) {
 	}
 	if ev := next(t, events); ev.Kind != engine.Resync {
 		t.Fatalf("after an event: %v, want Resync", ev.Kind)
+	}
+	// A stream that breaks while the runtime answers is no outage: the
+	// engine subscribes again and resyncs, without Unavailable.
+	f.events <- nil
+	if ev := next(t, events); ev.Kind != engine.Resync {
+		t.Fatalf("after the stream broke: %v, want Resync", ev.Kind)
+	}
+	select {
+	case f.events <- &runtimeapi.ContainerEventResponse{ContainerId: ctrID}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine did not subscribe again")
+	}
+	if ev := next(t, events); ev.Kind != engine.Resync {
+		t.Fatalf("after an event on the new stream: %v, want Resync", ev.Kind)
 	}
 }
 

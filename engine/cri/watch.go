@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -59,9 +60,15 @@ func (e *Engine) watchEndpoint(ctx context.Context, ep *endpoint, events chan<- 
 			return
 		}
 		if !announcedDown {
-			announcedDown = true
-			e.log.Debug("CRI endpoint lost", "address", ep.address, "err", err)
-			e.lost(ctx, ep, err, events)
+			// A stream that ended while the runtime still answers is no
+			// outage: reconnect (with a Resync) without dropping anything.
+			if _, perr := e.snapshot(ctx, ep); perr == nil {
+				e.log.Warn("CRI event stream ended; reconnecting", "address", ep.address, "err", err)
+			} else {
+				announcedDown = true
+				e.log.Debug("CRI endpoint lost", "address", ep.address, "err", perr)
+				e.lost(ctx, ep, perr, events)
+			}
 		}
 		if !bo.Wait(ctx) {
 			return
@@ -171,11 +178,13 @@ func (e *Engine) lost(ctx context.Context, ep *endpoint, cause error, events cha
 		engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name})
 		return
 	}
-	engine.Send(ctx, events, engine.Event{
-		Kind:   engine.Unavailable,
-		Engine: Name,
-		Err:    fmt.Errorf("%w: cri %s: %w", engine.ErrUnavailable, ep.address, cause),
-	})
+	err := fmt.Errorf("%w: cri %s: %w", engine.ErrUnavailable, ep.address, cause)
+	if isTimeout(cause) && !errors.Is(cause, context.DeadlineExceeded) {
+		// A runtime that does not answer is hung, not gone: the resolver
+		// keeps its containers as last known.
+		err = fmt.Errorf("%w: cri %s: %w: %w", engine.ErrUnavailable, ep.address, context.DeadlineExceeded, cause)
+	}
+	engine.Send(ctx, events, engine.Event{Kind: engine.Unavailable, Engine: Name, Err: err})
 }
 
 // setWatching records whether address is being watched and reports whether
