@@ -188,9 +188,15 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// isUnavailable reports whether err means the runtime is not there.
+// isUnavailable reports whether err means the runtime is not there: no
+// socket, refused, gone, or a gRPC server without the CRI runtime service
+// (Unimplemented: Docker's containerd has its CRI plugin disabled).
 func isUnavailable(err error) bool {
-	return status.Code(err) == codes.Unavailable || errors.Is(err, engine.ErrUnavailable)
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Unimplemented:
+		return true
+	}
+	return errors.Is(err, engine.ErrUnavailable)
 }
 
 // isTimeout reports whether err means the runtime did not answer in time.

@@ -315,6 +315,23 @@ func TestAbsentAndPartial(t *testing.T) {
 	}
 }
 
+// TestNoCRIService: a containerd whose CRI plugin is disabled (Docker's)
+// answers gRPC but not the CRI: no CRI runtime there.
+func TestNoCRIService(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "plain.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+	_, err = open(t, sock).List(context.Background())
+	if !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("List over a gRPC server without the CRI: %v, want ErrUnavailable", err)
+	}
+}
+
 func TestWatchRelistSendsResyncOnChange(t *testing.T) {
 	f := newFake()
 	e := open(t, serve(t, f))
