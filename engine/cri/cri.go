@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -309,6 +310,9 @@ func (e *Engine) listEndpoint(ctx context.Context, ep *endpoint) ([]engine.Conta
 
 	pods := make(map[string]*runtimeapi.PodSandbox, len(sbs.GetItems()))
 	out := make([]engine.Container, 0, len(sbs.GetItems())+len(cts.GetContainers()))
+	// todo are the running containers and ready sandboxes whose PID is not
+	// cached yet: asked for below, several at a time.
+	var todo []*pidQuery
 	for _, sb := range sbs.GetItems() {
 		if sb.GetId() == "" {
 			e.log.Warn("CRI pod sandbox without an ID", "address", ep.address)
@@ -317,27 +321,11 @@ func (e *Engine) listEndpoint(ctx context.Context, ep *endpoint) ([]engine.Conta
 		pods[sb.GetId()] = sb
 		c := sandboxContainer(rtName, sb)
 		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
-			pid, ok := cached[sb.GetId()]
-			if !ok {
-				st, err := ep.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.GetId(), Verbose: true})
-				if skip, err := e.itemError(ep, "pod sandbox", sb.GetId(), err); skip {
-					continue
-				} else if err != nil {
-					return nil, err
-				}
-				if st.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY {
-					out = append(out, c) // stopped since it was listed
-					continue
-				}
-				if pid, err = infoPID(st.GetInfo()); err != nil {
-					// CRI-O without an infra container has no sandbox
-					// process; nothing to report but the pod's containers.
-					e.log.Debug("CRI pod sandbox without an init process", "address", ep.address, "id", sb.GetId(), "err", err)
-					continue
-				}
+			if pid, ok := cached[sb.GetId()]; ok {
+				c.State, c.PID = engine.StateRunning, pid
+			} else {
+				todo = append(todo, &pidQuery{idx: len(out), sandbox: true, id: sb.GetId()})
 			}
-			pids[sb.GetId()] = pid
-			c.State, c.PID = engine.StateRunning, pid
 		}
 		out = append(out, c)
 	}
@@ -348,32 +336,108 @@ func (e *Engine) listEndpoint(ctx context.Context, ep *endpoint) ([]engine.Conta
 		}
 		c := containerOf(rtName, ct, pods[ct.GetPodSandboxId()])
 		if ct.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			pid, ok := cached[ct.GetId()]
-			if !ok {
-				st, err := ep.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: ct.GetId(), Verbose: true})
-				if skip, err := e.itemError(ep, "container", ct.GetId(), err); skip {
-					continue
-				} else if err != nil {
-					return nil, err
-				}
-				if st.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
-					out = append(out, c) // exited since it was listed
-					continue
-				}
-				if pid, err = infoPID(st.GetInfo()); err != nil {
-					e.log.Warn("CRI running container without a usable PID; left out", "address", ep.address, "id", ct.GetId(), "err", err)
-					continue
-				}
+			if pid, ok := cached[ct.GetId()]; ok {
+				c.State, c.PID = engine.StateRunning, pid
+			} else {
+				todo = append(todo, &pidQuery{idx: len(out), id: ct.GetId()})
 			}
-			pids[ct.GetId()] = pid
-			c.State, c.PID = engine.StateRunning, pid
 		}
 		out = append(out, c)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(statusConcurrency)
+	for _, q := range todo {
+		g.Go(func() error { return e.askPID(gctx, ep, q) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	skip := map[int]bool{}
+	for _, q := range todo {
+		switch {
+		case q.skip:
+			skip[q.idx] = true
+		case q.pid > 0:
+			out[q.idx].State, out[q.idx].PID = engine.StateRunning, q.pid
+		}
+	}
+	if len(skip) > 0 {
+		kept := out[:0]
+		for i, c := range out {
+			if !skip[i] {
+				kept = append(kept, c)
+			}
+		}
+		out = kept
+	}
+	for _, c := range out {
+		if c.PID > 0 {
+			pids[c.ID] = c.PID
+		}
 	}
 	ep.mu.Lock()
 	ep.pids = pids
 	ep.mu.Unlock()
 	return out, nil
+}
+
+// statusConcurrency bounds the status calls one List makes at a time (the
+// first List of a node with many pods asks one per running container).
+const statusConcurrency = 8
+
+// pidQuery is one status call for an init PID.
+type pidQuery struct {
+	idx     int // in the List's output
+	sandbox bool
+	id      string
+	// Results: the PID (0: no longer running), or skip to leave it out.
+	pid  int
+	skip bool
+}
+
+// askPID asks the runtime for one running container's or ready sandbox's
+// init PID. An error fails the List (the runtime as a whole is failing);
+// trouble with the one item only sets skip.
+func (e *Engine) askPID(ctx context.Context, ep *endpoint, q *pidQuery) error {
+	var (
+		info    map[string]string
+		running bool
+		err     error
+		what    = "container"
+	)
+	if q.sandbox {
+		what = "pod sandbox"
+		var st *runtimeapi.PodSandboxStatusResponse
+		st, err = ep.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: q.id, Verbose: true})
+		info, running = st.GetInfo(), st.GetStatus().GetState() == runtimeapi.PodSandboxState_SANDBOX_READY
+	} else {
+		var st *runtimeapi.ContainerStatusResponse
+		st, err = ep.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: q.id, Verbose: true})
+		info, running = st.GetInfo(), st.GetStatus().GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
+	}
+	if skip, err := e.itemError(ep, what, q.id, err); err != nil {
+		return err
+	} else if skip {
+		q.skip = true
+		return nil
+	}
+	if !running {
+		return nil // stopped since it was listed: reported as stopped
+	}
+	pid, err := infoPID(info)
+	if err != nil {
+		q.skip = true
+		if q.sandbox {
+			// CRI-O without an infra container has no sandbox process;
+			// nothing to report but the pod's containers.
+			e.log.Debug("CRI pod sandbox without an init process", "address", ep.address, "id", q.id, "err", err)
+		} else {
+			e.log.Warn("CRI running container without a usable PID; left out", "address", ep.address, "id", q.id, "err", err)
+		}
+		return nil
+	}
+	q.pid = pid
+	return nil
 }
 
 // itemError sorts out the error of one sandbox's or container's status
