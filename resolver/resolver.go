@@ -514,13 +514,23 @@ func (r *Resolver) candidates(scope int, name string) []*entry {
 	return out
 }
 
-// Containers returns every indexed container, sorted by engine, then name
-// (the first one; the ID for containers without a name), then ID. It does
-// not refresh: without Run, call Refresh first.
+// Containers returns every indexed container once, sorted by engine, then
+// name (the first one; the ID for containers without a name), then ID. A
+// container several engines report (a CRI container is also a containerd
+// one) appears as the engine listed first reports it, as in Listing. It
+// does not refresh: without Run, call Refresh first.
 func (r *Resolver) Containers() []engine.Container {
 	var out []engine.Container
-	for _, s := range r.engines {
+	for i, s := range r.engines {
+	entries:
 		for _, e := range s.idx.Load().sorted {
+			if i > 0 {
+				for _, o := range r.earlier(s, e.c.ID) {
+					if o.same(e) {
+						continue entries
+					}
+				}
+			}
 			out = append(out, e.c)
 		}
 	}

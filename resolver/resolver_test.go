@@ -341,6 +341,24 @@ func TestContainersSorted(t *testing.T) {
 	}
 }
 
+// TestContainersOnce: a container two engines report (the CRI's view of a
+// containerd container) is listed once, as the engine first in precedence
+// reports it.
+func TestContainersOnce(t *testing.T) {
+	r := newTestResolver(t, nil,
+		enginetest.NewMemory("cri", []engine.Container{running(idA, 1, "nginx")}),
+		enginetest.NewMemory("containerd", []engine.Container{running(idA, 1), running(idB, 2, "solo")}),
+	)
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := ids(r.Containers())
+	want := []string{"containerd:" + idB, "cri:" + idA}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Containers() = %v, want %v", got, want)
+	}
+}
+
 func TestEngineNamesAreNormalised(t *testing.T) {
 	// An engine that breaks the contract a little: a leading "/" on a
 	// name, a foreign Engine field, an entry without ID.

@@ -12,7 +12,7 @@ import (
 	_ "github.com/rootd-project/rootd/engine/builtins"
 )
 
-var all = []string{"containerd", "docker", "lxc", "podman", "static"}
+var all = []string{"containerd", "cri", "docker", "lxc", "podman", "static"}
 
 func TestEveryEngineRegistered(t *testing.T) {
 	var got []string
@@ -65,7 +65,7 @@ func TestPrecedence(t *testing.T) {
 			c.Close()
 		}
 	}
-	if want := []string{"docker", "lxc", "podman", "containerd", "static"}; !slices.Equal(got, want) {
+	if want := []string{"cri", "docker", "lxc", "podman", "containerd", "static"}; !slices.Equal(got, want) {
 		t.Fatalf("engines open in order %v, want %v", got, want)
 	}
 }

@@ -272,6 +272,18 @@ func TestMountsCoverEnginePaths(t *testing.T) {
 			if !strings.HasPrefix(host, "unix://") || !under(strings.TrimPrefix(host, "unix://"), mounts) {
 				t.Errorf("%s (%s): needs --docker-host unix:///run/docker.sock in args, got %q", p, where, host)
 			}
+		case p == "/var/run/crio/crio.sock":
+			// The same for CRI-O's socket: --cri-endpoint flags (all of
+			// them replace the defaults) under /run.
+			eps := flagValues(c.Args, "cri-endpoint")
+			if !slices.Contains(eps, "/run/crio/crio.sock") {
+				t.Errorf("%s (%s): needs --cri-endpoint /run/crio/crio.sock in args, got %q", p, where, eps)
+			}
+			for _, ep := range eps {
+				if !under(ep, mounts) {
+					t.Errorf("--cri-endpoint %s is not mounted", ep)
+				}
+			}
 		case p == "/proc" || strings.HasPrefix(p, "/proc/"):
 			if !pod.HostPID {
 				t.Errorf("%s (%s): needs hostPID", p, where)
@@ -366,6 +378,22 @@ func flagValue(args []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// flagValues returns every value of a repeatable flag.
+func flagValues(args []string, name string) []string {
+	var out []string
+	for i, a := range args {
+		for _, p := range []string{"-" + name, "--" + name} {
+			if a == p && i+1 < len(args) {
+				out = append(out, args[i+1])
+			}
+			if v, ok := strings.CutPrefix(a, p+"="); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 func selects(sel, labels map[string]string) bool {

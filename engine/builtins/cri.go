@@ -1,0 +1,5 @@
+//go:build !no_cri
+
+package builtins
+
+import _ "github.com/rootd-project/rootd/engine/cri" // registers "cri"

@@ -1,0 +1,202 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/rootd-project/rootd/engine"
+)
+
+// Watch implements engine.Watcher, one loop per endpoint.
+//
+// Each loop lists its endpoint, sends Resync, and then follows the
+// runtime's CRI event stream (GetContainerEvents, containerd 1.7 and later,
+// CRI-O 1.26 and later), sending Resync on every event. A runtime that
+// answers the stream with Unimplemented (containerd 1.6) is listed every
+// relist interval instead, and Resync is sent only when what it lists
+// changed. With a stream, the endpoint is still listed every 30 s, covering
+// changes made while the stream was being set up. When an endpoint goes
+// away the loop sends Unavailable if no other endpoint is up, else Resync,
+// and tries again with a backoff.
+func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
+	done := make(chan struct{})
+	for _, ep := range e.eps {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			e.watchEndpoint(ctx, ep, events)
+		}()
+	}
+	for range e.eps {
+		<-done
+	}
+}
+
+// fingerprint is what a List of one endpoint showed, for change detection.
+func fingerprint(cs []engine.Container) string {
+	keys := make([]string, len(cs))
+	for i, c := range cs {
+		keys[i] = c.ID + " " + string(c.State) + " " + strconv.Itoa(c.PID)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, "\n")
+}
+
+func (e *Engine) watchEndpoint(ctx context.Context, ep *endpoint, events chan<- engine.Event) {
+	bo := engine.Backoff{Min: 100 * time.Millisecond, Max: maxBackoff}
+	announcedDown := false
+	for ctx.Err() == nil {
+		err := e.follow(ctx, ep, events, &announcedDown, &bo)
+		if ctx.Err() != nil {
+			return
+		}
+		if !announcedDown {
+			// A stream that ended while the runtime still answers is no
+			// outage: reconnect (with a Resync) without dropping anything.
+			if _, perr := e.snapshot(ctx, ep); perr == nil {
+				e.log.Warn("CRI event stream ended; reconnecting", "address", ep.address, "err", err)
+			} else {
+				announcedDown = true
+				e.log.Debug("CRI endpoint lost", "address", ep.address, "err", perr)
+				e.lost(ctx, ep, perr, events)
+			}
+		}
+		if !bo.Wait(ctx) {
+			return
+		}
+	}
+}
+
+// follow watches one connection to ep until it fails.
+func (e *Engine) follow(ctx context.Context, ep *endpoint, events chan<- engine.Event, announcedDown *bool, bo *engine.Backoff) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Subscribe first, so that the List below covers everything the stream
+	// might have missed.
+	streamed := make(chan error, 1)
+	changed := make(chan struct{}, 1)
+	stream, err := ep.rt.GetContainerEvents(sctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		streamed <- err
+	} else {
+		go func() {
+			for {
+				_, err := stream.Recv()
+				if err != nil {
+					if err == io.EOF {
+						err = fmt.Errorf("event stream ended")
+					}
+					streamed <- err
+					return
+				}
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	last, err := e.snapshot(sctx, ep)
+	if err != nil {
+		return err
+	}
+	*announcedDown = false
+	e.setWatching(ep.address, true)
+	if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+		return ctx.Err()
+	}
+	opened := time.Now()
+	interval, mode := eventSafetyRelist, "events"
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-streamed:
+			if status.Code(err) != codes.Unimplemented {
+				if time.Since(opened) > maxBackoff {
+					bo.Reset()
+				}
+				return fmt.Errorf("CRI event stream: %w", err)
+			}
+			interval, mode = e.relist, "relist"
+			tick.Reset(interval)
+			e.log.Debug("CRI runtime has no event stream; listing it periodically", "address", ep.address, "every", interval)
+		case <-changed:
+			// The event is applied by the resolver's List; the next
+			// periodic comparison starts from that.
+			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+				return ctx.Err()
+			}
+			if cur, err := e.snapshot(sctx, ep); err == nil {
+				last = cur
+			}
+		case <-tick.C:
+			cur, err := e.snapshot(sctx, ep)
+			if err != nil {
+				if isUnavailable(err) || isTimeout(err) {
+					return err
+				}
+				// Trouble other than the runtime going away: the resolver's
+				// own List reports it.
+				e.log.Warn("CRI relist ("+mode+")", "address", ep.address, "err", err)
+				continue
+			}
+			bo.Reset()
+			if cur != last {
+				last = cur
+				if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
+					return ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// snapshot lists one endpoint and returns its fingerprint.
+func (e *Engine) snapshot(ctx context.Context, ep *endpoint) (string, error) {
+	cs, err := e.listEndpoint(ctx, ep)
+	if err != nil {
+		return "", err
+	}
+	return fingerprint(cs), nil
+}
+
+// lost reports that ep is down.
+func (e *Engine) lost(ctx context.Context, ep *endpoint, cause error, events chan<- engine.Event) {
+	if e.setWatching(ep.address, false) {
+		engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name})
+		return
+	}
+	err := fmt.Errorf("%w: cri %s: %w", engine.ErrUnavailable, ep.address, cause)
+	if isTimeout(cause) && !errors.Is(cause, context.DeadlineExceeded) {
+		// A runtime that does not answer is hung, not gone: the resolver
+		// keeps its containers as last known.
+		err = fmt.Errorf("%w: cri %s: %w: %w", engine.ErrUnavailable, ep.address, context.DeadlineExceeded, cause)
+	}
+	engine.Send(ctx, events, engine.Event{Kind: engine.Unavailable, Engine: Name, Err: err})
+}
+
+// setWatching records whether address is being watched and reports whether
+// another endpoint is.
+func (e *Engine) setWatching(address string, up bool) (othersUp bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.watching[address] = up
+	for a, ok := range e.watching {
+		if ok && a != address {
+			return true
+		}
+	}
+	return false
+}
