@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -103,3 +104,26 @@ func (d *Debounce) Fired() { d.first = time.Time{} }
 
 // Stop releases the timer.
 func (d *Debounce) Stop() { d.t.Stop() }
+
+// Reachability remembers, per address, whether an engine with several
+// runtime endpoints last reached it, so that an endpoint that stays away is
+// logged once, and its return once, rather than on every List. The zero
+// value is ready to use and safe for concurrent use.
+type Reachability struct {
+	mu    sync.Mutex
+	state map[string]bool
+}
+
+// Note records the outcome of reaching address and reports a change: lost
+// when it failed now but was reachable before (or never seen), back when it
+// answers again after a failure.
+func (r *Reachability) Note(address string, err error) (lost, back bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == nil {
+		r.state = map[string]bool{}
+	}
+	was, known := r.state[address]
+	r.state[address] = err == nil
+	return err != nil && (was || !known), err == nil && known && !was
+}

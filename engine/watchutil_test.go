@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -86,4 +87,28 @@ func TestDebounce(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestReachability(t *testing.T) {
+	var r Reachability
+	down := errors.New("connection refused")
+	steps := []struct {
+		err        error
+		lost, back bool
+	}{
+		{down, true, false}, // never seen: reported lost once
+		{down, false, false},
+		{nil, false, true},
+		{nil, false, false},
+		{down, true, false},
+	}
+	for i, st := range steps {
+		lost, back := r.Note("/run/x.sock", st.err)
+		if lost != st.lost || back != st.back {
+			t.Fatalf("step %d: lost %v back %v, want %v %v", i, lost, back, st.lost, st.back)
+		}
+	}
+	if lost, back := r.Note("/run/y.sock", nil); lost || back {
+		t.Fatalf("a new address that answers: lost %v back %v", lost, back)
+	}
 }

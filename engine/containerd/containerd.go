@@ -154,10 +154,11 @@ type Engine struct {
 
 	minBackoff, maxBackoff time.Duration
 
-	mu sync.Mutex
 	// reachable is each address's last known state, so that a daemon that
 	// stays away is logged once rather than on every refresh.
-	reachable map[string]bool
+	reachable engine.Reachability
+
+	mu sync.Mutex
 	// watching counts the daemons whose event stream is up; when the last
 	// one goes the watcher reports Unavailable, otherwise Resync.
 	watching map[string]bool
@@ -170,7 +171,6 @@ func newEngine(log *slog.Logger, daemons []*daemonConn, skip map[string]bool) *E
 		skip:       skip,
 		minBackoff: minBackoff,
 		maxBackoff: maxBackoff,
-		reachable:  map[string]bool{},
 		watching:   map[string]bool{},
 	}
 }
@@ -221,15 +221,11 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 }
 
 func (e *Engine) noteReachable(address string, err error) {
-	e.mu.Lock()
-	was, known := e.reachable[address]
-	e.reachable[address] = err == nil
-	e.mu.Unlock()
-	switch {
-	case err != nil && (was || !known) && len(e.daemons) > 1:
+	switch lost, back := e.reachable.Note(address, err); {
+	case lost && len(e.daemons) > 1:
 		// With one daemon the resolver logs ErrUnavailable itself.
 		e.log.Warn("containerd daemon unreachable", "address", address, "err", err)
-	case err == nil && known && !was:
+	case back:
 		e.log.Info("containerd daemon reachable again", "address", address)
 	}
 }

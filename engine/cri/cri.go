@@ -138,10 +138,11 @@ type Engine struct {
 	eps    []*endpoint
 	relist time.Duration
 
-	mu        sync.Mutex
-	reachable map[string]bool
-	watching  map[string]bool
-	closed    bool
+	reachable engine.Reachability
+
+	mu       sync.Mutex
+	watching map[string]bool
+	closed   bool
 }
 
 // Open returns an engine over the CRI sockets at addresses. It does not
@@ -153,7 +154,7 @@ func Open(log *slog.Logger, addresses []string, relist time.Duration) (*Engine, 
 	if relist <= 0 {
 		relist = DefaultRelist
 	}
-	e := &Engine{log: log, relist: relist, reachable: map[string]bool{}, watching: map[string]bool{}}
+	e := &Engine{log: log, relist: relist, watching: map[string]bool{}}
 	for _, addr := range addresses {
 		conn, err := grpc.NewClient("unix://"+addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -250,16 +251,12 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 }
 
 func (e *Engine) noteReachable(address string, err error) {
-	e.mu.Lock()
-	was, known := e.reachable[address]
-	e.reachable[address] = err == nil
-	e.mu.Unlock()
-	switch {
-	case err != nil && (was || !known) && len(e.eps) > 1:
+	switch lost, back := e.reachable.Note(address, err); {
+	case lost && len(e.eps) > 1:
 		// With one endpoint the resolver logs ErrUnavailable itself; an
 		// absent default socket (CRI-O on a containerd node) is logged once.
 		e.log.Debug("CRI endpoint unreachable", "address", address, "err", err)
-	case err == nil && known && !was:
+	case back:
 		e.log.Info("CRI endpoint reachable again", "address", address)
 	}
 }
