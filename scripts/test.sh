@@ -75,7 +75,15 @@ echo "== integration tests (live engines, PCP's C client)"
 # One package at a time: the live tests share the machine's engines.
 go test -race -count=1 -p 1 -timeout 30m -tags integration ./integration/ -v 2>&1 | tee /tmp/rootd-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' || true
 # The tee above keeps the full log; the exit status comes from the summary.
-tail -n 1 /tmp/rootd-integration.log | grep -q '^ok' || { echo "integration tests failed; full log: /tmp/rootd-integration.log" >&2; tail -n 60 /tmp/rootd-integration.log >&2; exit 1; }
+tail -n 1 /tmp/rootd-integration.log | grep -q '^ok' || {
+	echo "integration tests failed; full log: /tmp/rootd-integration.log" >&2
+	# Each failed test's own output, then the log's end (a panic or a
+	# timeout is there).
+	awk -v keep=300 -f scripts/failed-tests.awk /tmp/rootd-integration.log >&2
+	echo "==== end of the log" >&2
+	tail -n 60 /tmp/rootd-integration.log >&2
+	exit 1
+}
 
 echo "== packages (.deb installed and purged, .rpm read), man pages, Kubernetes manifests"
 sh scripts/package-test.sh
