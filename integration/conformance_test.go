@@ -7,12 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,8 +71,37 @@ func openRegistered(t *testing.T, name string, getenv func(string) string, flags
 		if err := fs.Parse(flags); err != nil {
 			return nil, err
 		}
-		return open(engine.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Getenv: getenv})
+		return open(engine.Env{Log: engineLog(t), Getenv: getenv})
 	}
+}
+
+// engineLog is an engine's logger for a live test: debug and up, in the
+// test's output, so that a failed run on CI shows what the engine saw.
+// Engines may log from their own goroutines after the test has ended;
+// those lines are dropped instead of panicking the test binary.
+func engineLog(t *testing.T) *slog.Logger {
+	w := &endedWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.ended = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type endedWriter struct {
+	t     *testing.T
+	mu    sync.Mutex
+	ended bool
+}
+
+func (w *endedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ended {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
 }
 
 func noEnv(string) string { return "" }
@@ -106,7 +135,7 @@ func TestConformancePodman(t *testing.T) {
 	first := podmanRunning(t, podmanName("conf"))
 	openPodman := func(opts podman.Options) func(context.Context) (engine.Engine, error) {
 		return func(context.Context) (engine.Engine, error) {
-			return podman.Open(engine.Env{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Getenv: os.Getenv}, opts)
+			return podman.Open(engine.Env{Log: engineLog(t), Getenv: os.Getenv}, opts)
 		}
 	}
 	absent := t.TempDir()

@@ -190,6 +190,7 @@ func (e *Engine) List(ctx context.Context) ([]engine.Container, error) {
 			st = e.socketStatus(ctx, name, mounts)
 		}
 		seen[name] = st
+		e.log.Debug("lxc container", "name", name, "state", st.state, "pid", st.pid, "unsettled", st.unsettled)
 		c.State, c.PID = st.state, st.pid
 		unsettled = unsettled || st.unsettled
 		out = append(out, c)

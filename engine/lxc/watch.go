@@ -124,6 +124,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 				return err
 			}
 			if relevant {
+				e.log.Debug("lxc change seen", "path", ev.Name, "op", ev.Op.String())
 				trigger()
 			}
 		case err, ok := <-fw.Errors:
@@ -139,6 +140,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 			return err
 		case <-due.C():
 			due.Fired()
+			e.log.Debug("lxc resync")
 			if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 				return nil
 			}
@@ -146,6 +148,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 			recheckT.Reset(recheckEvery)
 		case <-recheckT.C:
 			if e.unsettled.Load() {
+				e.log.Debug("lxc resync: a container was between states", "after", recheckEvery)
 				if !engine.Send(ctx, events, engine.Event{Kind: engine.Resync, Engine: Name}) {
 					return nil
 				}
@@ -156,6 +159,7 @@ func (e *Engine) watch(ctx context.Context, events chan<- engine.Event, resyncFi
 			trigger()
 		case <-pollT:
 			if s := listeningSockets(e.lxcpath); s != lastSockets {
+				e.log.Debug("lxc command sockets changed")
 				lastSockets = s
 				trigger()
 			}
@@ -200,6 +204,7 @@ func (w *watcher) addExisting() {
 			continue
 		}
 		w.cgroupWatched = true
+		w.e.log.Debug("watching cgroup directory for lxc starts and stops", "dir", p)
 		w.addChildren(p, watchCgroupParent)
 	}
 }
