@@ -377,7 +377,17 @@ func (c *checker) await(e engine.Engine, events <-chan engine.Event, done <-chan
 			c.fail("Watch", "returned before its context was cancelled")
 			return
 		case <-deadline:
-			c.fail(step, "the engine did not report it within %v (events seen: %v)", c.h.Timeout, seen)
+			// Whether List knows by now tells a missed event from a wrong
+			// listing.
+			now := "List fails"
+			if cs, err := c.list(e); err == nil {
+				if ct, present := findID(cs, id); present {
+					now = fmt.Sprintf("List now says %s, pid %d", ct.State, ct.PID)
+				} else {
+					now = "List now lacks it"
+				}
+			}
+			c.fail(step, "the engine did not report it within %v (events seen: %v; %s)", c.h.Timeout, seen, now)
 			return
 		}
 	}
