@@ -222,7 +222,7 @@ func TestConformanceLXC(t *testing.T) {
 				}
 				return name, commandErr(ctx, "lxc-wait", "-n", name, "-s", "RUNNING", "-t", "20")
 			},
-			pause: func(ctx context.Context, id string) error { return commandErr(ctx, "lxc-freeze", "-n", id) },
+			pause: lxcFreeze,
 			stop:  func(ctx context.Context, id string) error { return commandErr(ctx, "lxc-stop", "-k", "-n", id) },
 			remove: func(ctx context.Context, id string) error {
 				return commandErr(ctx, "lxc-destroy", "-f", "-n", id)

@@ -129,7 +129,9 @@ func TestLXCEngine(t *testing.T) {
 	}
 	lxcCheckAgainstInfo(t, got[idle], "STOPPED")
 
-	lxcRun(t, "lxc-freeze", "-n", run)
+	if err := lxcFreeze(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
 	got = waitFor(run+" paused", stateOf(run, engine.StatePaused))
 	lxcCheckAgainstInfo(t, got[run], "FROZEN")
 	lxcRun(t, "lxc-unfreeze", "-n", run)
@@ -241,4 +243,44 @@ func lxcProcessNamed(comm string) bool {
 		}
 	}
 	return false
+}
+
+// lxcFreeze freezes container name with lxc-freeze. On cgroup v1,
+// lxc-freeze writes FROZEN and then polls freezer.state until the kernel
+// has frozen every task, for as long as that takes: a task the freezer
+// cannot stop yet (seen once on a fresh CI machine, right after the
+// container started) keeps it in FREEZING. Each attempt is bounded; a
+// container still FREEZING is thawed and frozen again, and a failure says
+// what its tasks were doing.
+func lxcFreeze(ctx context.Context, name string) error {
+	var last error
+	for attempt := 1; attempt <= 3; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		last = commandErr(actx, "lxc-freeze", "-n", name)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		exec.Command("lxc-unfreeze", "-n", name).Run()
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("%w; %s", last, lxcFreezerReport(name))
+}
+
+// lxcFreezerReport says what freezer.state holds and what each task of
+// the container's payload cgroup is doing.
+func lxcFreezerReport(name string) string {
+	dir := filepath.Join("/sys/fs/cgroup/freezer", "lxc.payload."+name)
+	state, _ := os.ReadFile(filepath.Join(dir, "freezer.state"))
+	tasks, _ := os.ReadFile(filepath.Join(dir, "tasks"))
+	report := fmt.Sprintf("freezer.state %q;", strings.TrimSpace(string(state)))
+	for _, pid := range strings.Fields(string(tasks)) {
+		stat, _ := os.ReadFile("/proc/" + pid + "/stat")
+		wchan, _ := os.ReadFile("/proc/" + pid + "/wchan")
+		report += fmt.Sprintf(" task %s: %s wchan %s;", pid, strings.TrimSpace(string(stat)), wchan)
+	}
+	return report
 }
