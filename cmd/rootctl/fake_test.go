@@ -18,11 +18,11 @@ import (
 type fakeDaemon struct {
 	containers []Info
 	status     Status
-	dialErr    error           // returned by dial
-	listErr    error           // returned by List, Describe, DescribePID, Status
-	byPID      map[int]string  // hostname by PID
-	pidErr     map[int]error   // HostNameByPID failures
-	dialed     []string        // sockets dialed
+	dialErr    error          // returned by dial
+	listErr    error          // returned by List, Describe, DescribePID, Status
+	byPID      map[int]string // hostname by PID
+	pidErr     map[int]error  // HostNameByPID failures
+	dialed     []string       // sockets dialed
 	closed     int
 }
 

@@ -41,7 +41,7 @@ func newFake() *fakeDaemon {
 				{Name: "docker", Health: "available", Containers: 2, States: map[string]int{"running": 2}},
 				{Name: "lxc", Health: "failing", Error: "lxc-info: exit 1", LastError: time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC), Containers: 1},
 			}},
-		byPID:  map[int]string{1234: "box"},
+		byPID: map[int]string{1234: "box"},
 		pidErr: map[int]error{
 			1:      wire.StatusError(wire.StatusFromErrno(syscall.EACCES)),
 			999999: wire.StatusError(wire.StatusFromErrno(syscall.ESRCH)),
