@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -472,5 +473,25 @@ func TestManpageJSON(t *testing.T) {
 	page := manpage.Page{Name: "rootctl", Section: "1", Help: &h}
 	if roff := page.Roff(); !strings.Contains(roff, ".SH EXIT STATUS") || !strings.Contains(roff, `\-o, \-\-output`) {
 		t.Errorf("roff lacks exit status or GNU options:\n%s", roff)
+	}
+}
+
+// Every setting the shipped file shows, uncommented, is accepted by rootctl
+// (its own, the engines', and rootd's section skipped).
+func TestShippedConfigKeys(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/rootd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented := regexp.MustCompile(`(?m)^#([a-z][a-z-]* = )`).ReplaceAllString(string(data), "$1")
+	for name, text := range map[string]string{"shipped": string(data), "uncommented": uncommented} {
+		path := filepath.Join(t.TempDir(), "rootd.conf")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := newFake()
+		if r := runCtl(t, f, 1000, "--config", path, "status"); r.code != 0 {
+			t.Errorf("%s: exit %d: %s", name, r.code, r.stderr)
+		}
 	}
 }

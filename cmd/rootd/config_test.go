@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -70,5 +71,28 @@ func TestConfigFileErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tc.want)
 			}
 		})
+	}
+}
+
+// Every setting the shipped file shows, uncommented, is a flag rootd has
+// and a value it accepts.
+func TestShippedConfigKeys(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/rootd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented := regexp.MustCompile(`(?m)^#([a-z][a-z-]* = )`).ReplaceAllString(string(data), "$1")
+	if uncommented == string(data) {
+		t.Fatal("no commented setting found")
+	}
+	for name, text := range map[string]string{"shipped": string(data), "uncommented": uncommented} {
+		path := filepath.Join(t.TempDir(), "rootd.conf")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		if code := run([]string{"--config", path, "--version"}, &out, &errOut); code != 0 {
+			t.Errorf("%s: exit %d: %s", name, code, errOut.String())
+		}
 	}
 }

@@ -128,13 +128,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rootd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *showVer {
-		fmt.Fprintln(stdout, version.Get().String("rootd"))
-		return 0
-	}
+	// Before --version, so that "rootd --config FILE --version" checks a
+	// file without starting anything.
 	if err := applyConfig(fs, *configPath); err != nil {
 		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 2
+	}
+	if *showVer {
+		fmt.Fprintln(stdout, version.Get().String("rootd"))
+		return 0
 	}
 	if *maxConns < 1 {
 		fmt.Fprintf(stderr, "rootd: --max-connections must be at least 1\n")
