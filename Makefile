@@ -4,7 +4,8 @@
 # byte the same wherever they run (scripts/reproducible.sh checks it).
 #
 #   make                    build bin/rootd and bin/rootctl
-#   make man                bin/man/man8/rootd.8, bin/man/man1/rootctl.1 (from -h)
+#   make man                bin/pkgroot/man/: rootd.8, rootctl.1 (from the binaries' help)
+#   make completions        bin/pkgroot/completions/: rootctl's bash, zsh and fish completion
 #   make deb rpm            bin/rootd_VERSION-1_ARCH.deb, bin/rootd-VERSION-1.ARCH.rpm
 #   make image              the container image rootd:VERSION (local docker, FROM scratch)
 #   make package-test       install the .deb, check it, purge it (root; scripts/package-test.sh)
@@ -31,7 +32,7 @@ export CGO_ENABLED := 0
 # fetches it through the module proxy.
 export GOTOOLCHAIN ?= go1.27.3
 
-.PHONY: all rootd rootctl man deb rpm packages image package-test image-test test reproducible clean
+.PHONY: all rootd rootctl man completions deb rpm packages image package-test image-test test reproducible clean
 all: rootd rootctl
 
 rootd rootctl:
@@ -47,10 +48,18 @@ man: all
 	mandoc -T lint -W all $(STAGE)/man/man8/rootd.8 $(STAGE)/man/man8/rootd-switch.8 $(STAGE)/man/man1/rootctl.1
 	gzip -9nf $(STAGE)/man/man8/rootd.8 $(STAGE)/man/man8/rootd-switch.8 $(STAGE)/man/man1/rootctl.1
 
+# Shell completion from the built rootctl's command tree (cobra), so it
+# completes exactly the commands and flags of the binary packaged.
+completions: all
+	rm -rf $(STAGE)/completions && mkdir -p $(STAGE)/completions
+	$(BIN)/rootctl completion bash >$(STAGE)/completions/rootctl.bash
+	$(BIN)/rootctl completion zsh >$(STAGE)/completions/_rootctl
+	$(BIN)/rootctl completion fish >$(STAGE)/completions/rootctl.fish
+
 # Packages with nfpm used as a library from the separate tool module in
 # packaging/ (its dependencies stay out of rootd's go.mod).
 ABS_BIN = $(abspath $(BIN))
-deb rpm: man
+deb rpm: man completions
 	cd packaging && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./cmd/mkpkg -C .. -format $@ -version $(VERSION) -o $(ABS_BIN) -stage $(abspath $(STAGE))
 packages: deb rpm
 

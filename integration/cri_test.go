@@ -418,7 +418,7 @@ func TestCRIRootd(t *testing.T) {
 	}
 
 	t.Run("rootctl ls shows it once, under cri", func(t *testing.T) {
-		out, err := exec.Command(bins.rootctl, "--engines", "cri,containerd", "--cri-endpoint", n.sock,
+		out, err := exec.Command(bins.rootctl, "--config", "/dev/null", "--in-process", "--engines", "cri,containerd", "--cri-endpoint", n.sock,
 			"--containerd-address", n.sock, "ls").CombinedOutput()
 		t.Logf("rootctl ls:\n%s", out)
 		if err != nil {

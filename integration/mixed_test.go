@@ -247,10 +247,11 @@ func mixedEnv() []string {
 	return env
 }
 
-// mixedRootctl runs rootctl with rootd's engine flags.
+// mixedRootctl runs rootctl in-process (the engines read by rootctl
+// itself) with rootd's engine flags.
 func mixedRootctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(bins.rootctl, append([]string{"--containerd-address", containerdSocket()}, args...)...)
+	cmd := exec.Command(bins.rootctl, append([]string{"--config", "/dev/null", "--in-process", "--containerd-address", containerdSocket()}, args...)...)
 	cmd.Env = append(os.Environ(), mixedEnv()...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -405,7 +406,7 @@ func TestMixedEngines(t *testing.T) {
 	})
 
 	t.Run("paused", func(t *testing.T) {
-		out, err := mixedRootctl(t, "resolve", "--json", podmanP)
+		out, err := mixedRootctl(t, "resolve", "-o", "json", podmanP)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,12 +418,12 @@ func TestMixedEngines(t *testing.T) {
 			Cgroup string `json:"cgroup"`
 		}
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
-			t.Fatalf("rootctl resolve --json: %v\n%s", err, out)
+			t.Fatalf("rootctl resolve -o json: %v\n%s", err, out)
 		}
 		wantPID := podmanInspect(t, podmanP).State.Pid
 		wantCG, _ := expectedCgroup(wantPID)
 		if got.Engine != "podman" || got.ID != podmanPausedID || got.State != string(engine.StatePaused) || got.PID != wantPID || got.Cgroup != wantCG {
-			t.Errorf("rootctl resolve --json %s = %+v; podman says pid %d status %s, cgroup %q",
+			t.Errorf("rootctl resolve -o json %s = %+v; podman says pid %d status %s, cgroup %q",
 				podmanP, got, wantPID, podmanInspect(t, podmanP).State.Status, wantCG)
 		}
 	})
@@ -670,13 +671,13 @@ func TestMixedContainerdSameIDInTwoNamespaces(t *testing.T) {
 	if r := cLookup(t, d.socket, "pid", id)[0]; r.OK || r.Code != codeNotUnique {
 		t.Errorf("C client pid %q: %+v, want status %d", id, r, codeNotUnique)
 	}
-	out, err := mixedRootctl(t, "--engines", "containerd", "ls", "--json")
+	out, err := mixedRootctl(t, "--engines", "containerd", "ls", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rows []engine.Container
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
-		t.Fatalf("rootctl ls --json: %v", err)
+		t.Fatalf("rootctl ls -o json: %v", err)
 	}
 	seen := map[string]int{}
 	for _, r := range rows {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Checks the packages the way an administrator meets them (as root, Debian):
 # builds the .deb and .rpm (make deb rpm), installs the .deb with dpkg, runs
-# rootd --version and man -w, runs rootd-switch enable/disable on a scratch
+# rootd --version and man -w, checks /etc/rootd/rootd.conf (a conffile that
+# rootd starts with) and the shell completions, runs rootd-switch enable/disable on a scratch
 # copy of Debian's real pmcd.conf (idempotent, byte-identical rollback),
 # purges the package and checks that nothing it installed is left and that
 # dpkg --audit is clean. The .rpm is checked by its header and file list
@@ -95,6 +96,47 @@ if command -v logrotate >/dev/null 2>&1; then
 fi
 step "installed files (--version, man -w, lint, unit, docs)"
 
+# 4b. The configuration file: a conffile, accepted as shipped by both
+#     programs, and rootd starts with it (on a scratch socket, with the
+#     static engine: the host's engines are not this test's business;
+#     rootctl, asking it, reads the installed file too).
+[ -f /etc/rootd/rootd.conf ] || fail "/etc/rootd/rootd.conf missing"
+dpkg-query -W -f='${Conffiles}\n' rootd | grep -q '^ */etc/rootd/rootd.conf ' || fail "/etc/rootd/rootd.conf is not a conffile"
+/usr/sbin/rootd --config /etc/rootd/rootd.conf --version >/dev/null || fail "rootd rejects the shipped rootd.conf"
+mkdir -m 0700 "$work/run"
+/usr/sbin/rootd -s "$work/run/root.socket" --engines static 2>"$work/rootd.log" &
+rootd_pid=$!
+i=0
+until /usr/bin/rootctl -s "$work/run/root.socket" --timeout 1s hostname --pid $$ >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -ge 100 ] || ! kill -0 $rootd_pid 2>/dev/null; then
+		kill $rootd_pid 2>/dev/null || true
+		cat "$work/rootd.log" >&2
+		fail "rootd did not start with /etc/rootd/rootd.conf"
+	fi
+	sleep 0.1
+done
+kill -TERM $rootd_pid
+wait $rootd_pid || fail "rootd (with rootd.conf) did not exit 0 on SIGTERM"
+# A typo in the file stops rootd with exit status 2, naming the key.
+cp /etc/rootd/rootd.conf "$work/rootd.conf.orig"
+# At the top: appended, it would land in the file's last section, [rootctl],
+# which rootd rightly skips.
+{ echo 'sockett = "/x"'; cat "$work/rootd.conf.orig"; } >/etc/rootd/rootd.conf
+set +e
+/usr/sbin/rootd --version >/dev/null 2>"$work/typo.log"
+code=$?
+set -e
+cp "$work/rootd.conf.orig" /etc/rootd/rootd.conf
+[ $code = 2 ] && grep -q 'unknown key "sockett"' "$work/typo.log" || fail "a typo in rootd.conf: exit $code, $(cat "$work/typo.log")"
+step "rootd.conf: conffile, accepted, rootd starts with it, a typo is refused"
+
+# 4c. Shell completion at each shell's vendor path.
+for f in /usr/share/bash-completion/completions/rootctl /usr/share/zsh/vendor-completions/_rootctl /usr/share/fish/vendor_completions.d/rootctl.fish; do
+	grep -q rootctl "$f" || fail "completion $f missing or empty"
+done
+bash -n /usr/share/bash-completion/completions/rootctl || fail "bash completion does not parse"
+
 # 5. The switch, on a scratch copy of Debian's pmcd.conf.
 sw() { /usr/sbin/rootd-switch "$@" --pmcd-conf "$work/pmcd.conf" --systemd-dir "$work/systemd" --no-restart; }
 orig=packaging/testdata/pmcd.conf.debian-pcp-6.0.3
@@ -166,19 +208,23 @@ q() { rpm -qp --nosignature --qf "$1" "$rpmf" 2>/dev/null; }
 rpm -qlp --nosignature "$rpmf" 2>/dev/null | sort >"$work/rpm-files"
 cat >"$work/rpm-want" <<'LIST'
 /etc/logrotate.d/rootd
+/etc/rootd/rootd.conf
 /usr/bin/rootctl
 /usr/lib/systemd/system/rootd.service
 /usr/sbin/rootd
 /usr/sbin/rootd-switch
+/usr/share/bash-completion/completions/rootctl
 /usr/share/doc/rootd/README.md
 /usr/share/doc/rootd/engines.md
 /usr/share/doc/rootd/operations.md
 /usr/share/doc/rootd/protocol.md
 /usr/share/doc/rootd/security.md
+/usr/share/fish/vendor_completions.d/rootctl.fish
 /usr/share/licenses/rootd/LICENSE
 /usr/share/man/man1/rootctl.1.gz
 /usr/share/man/man8/rootd-switch.8.gz
 /usr/share/man/man8/rootd.8.gz
+/usr/share/zsh/site-functions/_rootctl
 /var/log/rootd
 LIST
 for f in $(cd dist && find . -path './*.service.d/*' -type f | sed 's|^\./||'); do
@@ -187,6 +233,7 @@ done
 sort -o "$work/rpm-want" "$work/rpm-want"
 diff "$work/rpm-want" "$work/rpm-files" || fail "rpm file list differs (< expected, > in the rpm)"
 rpm -qp --nosignature --configfiles "$rpmf" 2>/dev/null | grep -qx /etc/logrotate.d/rootd || fail "logrotate snippet not a config file in the rpm"
+rpm -qp --nosignature --configfiles "$rpmf" 2>/dev/null | grep -qx /etc/rootd/rootd.conf || fail "rootd.conf not a config file in the rpm"
 rpm -qp --nosignature --scripts "$rpmf" 2>/dev/null | grep -q 'rootd-switch disable' || fail "rpm has no preun rollback"
 step "rpm header and file list"
 

@@ -1,6 +1,8 @@
 // Command gendocs writes the man pages rootd(8) and rootctl(1) from the
-// programs' own -h output (see internal/manpage), so every option the
-// binaries accept is in the pages the packages ship:
+// programs' own help (see internal/manpage), so every option the binaries
+// accept is in the pages the packages ship: rootd's -h output, and
+// rootctl's command tree as its hidden __manpage command prints it (cobra's
+// help is per command, so the tree is read whole, not parsed from text):
 //
 //	go run ./cmd/gendocs -bin bin -o bin/man
 //
@@ -12,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -45,12 +48,23 @@ func run(bin, out string) error {
 	}
 	for _, pg := range pages() {
 		prog := filepath.Join(bin, pg.Name)
-		help, err := output(prog, "-h")
-		if err != nil {
-			return err
-		}
-		if pg.Help, err = manpage.ParseHelp(help); err != nil {
-			return fmt.Errorf("%s -h: %v", prog, err)
+		if pg.Name == "rootctl" {
+			tree, err := output(prog, "__manpage")
+			if err != nil {
+				return err
+			}
+			pg.Help = &manpage.Help{}
+			if err := json.Unmarshal([]byte(tree), pg.Help); err != nil {
+				return fmt.Errorf("%s __manpage: %v", prog, err)
+			}
+		} else {
+			help, err := output(prog, "-h")
+			if err != nil {
+				return err
+			}
+			if pg.Help, err = manpage.ParseHelp(help); err != nil {
+				return fmt.Errorf("%s -h: %v", prog, err)
+			}
 		}
 		ver, err := output(prog, "--version")
 		if err != nil {
@@ -116,6 +130,18 @@ that group exists (a name or a number), else 0600 root.
 PCP_VAR_DIR, PCP_USER and PCP_GROUP, unless set in the environment
 ($PCP_CONF names another file).
 
+/etc/rootd/rootd.conf
+the configuration file (TOML), shared with rootctl; --config names another.
+Top-level keys socket and engines; a section per engine ([docker],
+[containerd], [cri], [podman], [lxc], [static]) whose keys are the engine's
+flags less its name (host in [docker] is --docker-host); [rootd] whose keys
+are rootd's other flags by their long names (log-file for -l). Lists are
+TOML arrays, durations strings ("5s"). A command-line flag wins over the
+file, the file over the environment (DOCKER_HOST, CONTAINERD_ADDRESS,
+PCP_*), the environment over the default. An unknown key, a bad value or an
+absent --config file stops rootd with exit status 2; the [rootctl] section
+is rootctl's and is skipped. The packages install a commented default.
+
 /etc/pcp/pmcd/pmcd.conf
 pmcd's agents; its "root" line makes pmcd start pmdaroot, which must not run
 beside rootd. rootd-switch enable comments it out (with a backup) and
@@ -138,9 +164,24 @@ restarting rootd, restart pmcd too.`},
 				{Heading: "Examples", Body: `  rootctl pid web1
   rootctl cgroup default/web-0/nginx
   rootctl hostname --pid 4242
-  sudo rootctl ls --json`},
+  rootctl ls -o wide --filter engine=docker --filter state=running
+  rootctl ls -q --filter label=io.kubernetes.pod.namespace=kube-system
+  rootctl resolve -o json web1
+  rootctl status
+  sudo rootctl --in-process ls -o json`},
 				{Heading: "Files", Body: `/var/lib/pcp/pmcd/root.socket
-the root socket ($PCP_VAR_DIR/pmcd/root.socket; -s overrides it).`},
+the root socket ($PCP_VAR_DIR/pmcd/root.socket; -s overrides it).
+
+/etc/rootd/rootd.conf
+the configuration file shared with rootd (see rootd(8)): rootctl reads
+socket, engines, the engines' sections and [rootctl] timeout, and skips
+[rootd]. --config names another file; --config /dev/null reads none.
+
+/usr/share/bash-completion/completions/rootctl,
+/usr/share/zsh/vendor-completions/_rootctl (Red Hat:
+/usr/share/zsh/site-functions/_rootctl),
+/usr/share/fish/vendor_completions.d/rootctl.fish
+shell completion, as rootctl completion bash|zsh|fish prints it.`},
 			},
 			SeeAlso: []string{"rootd(8)", "pmcd(1)"},
 		},

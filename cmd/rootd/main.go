@@ -22,6 +22,7 @@ import (
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/internal/cli"
+	"github.com/rootd-project/rootd/internal/config"
 	"github.com/rootd-project/rootd/internal/logfile"
 	"github.com/rootd-project/rootd/internal/metrics"
 	"github.com/rootd-project/rootd/internal/pcpconf"
@@ -46,6 +47,15 @@ and --allow-gid may connect. The socket's directory and every directory above
 it must be root's and not writable by group or others (a root-owned sticky
 directory like /tmp is accepted); the -l file must not be a symlink (nor
 have one in its path) and, if it exists, must be a root-owned regular file.
+
+Settings also come from the configuration file (--config, default
+/etc/rootd/rootd.conf, TOML, shared with rootctl): top-level socket and
+engines, a section per engine whose keys are its flags less the engine's
+name ([docker] host sets --docker-host), and [rootd] whose keys are the
+flags below (log-file for -l). A flag on the command line wins over the
+file, the file over the environment (DOCKER_HOST, CONTAINERD_ADDRESS,
+PCP_*), the environment over the default. An absent default file is no
+error; an absent --config file, an unknown key or a bad value is (exit 2).
 
 Flags:
 `
@@ -99,6 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pmcdConf := fs.String("pmcd-conf", pcp.PMCDConf, "pmcd's configuration `file` (pmcd -c): non-root clients may start exactly its agents' command lines (PCP_PMCDCONF_PATH)")
 	set := engine.Configure(fs)
 	pm := addPMDAFlags(fs)
+	configPath := fs.String("config", config.DefaultPath, "configuration `file` (TOML; see rootd.conf in docs/operations.md); absent is fine unless given here")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -115,6 +126,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "rootd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	// Before --version, so that "rootd --config FILE --version" checks a
+	// file without starting anything.
+	if err := applyConfig(fs, *configPath); err != nil {
+		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 2
 	}
 	if *showVer {
@@ -340,6 +357,25 @@ func reopenOnHangup(ctx context.Context, hup <-chan os.Signal, out *logfile.Log,
 			log.Info("SIGHUP: log file reopened", "path", out.Path())
 		}
 	}
+}
+
+// applyConfig gives every flag the command line left unset its value from
+// the configuration file, if the file has one.
+func applyConfig(fs *flag.FlagSet, path string) error {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	schema := config.Schema{
+		Program: "rootd",
+		Others:  []string{"rootctl"},
+		Top:     map[string]string{"socket": "s", "engines": "engines"},
+		Engines: config.EngineKeys(engine.Drivers()),
+	}
+	schema.Section = config.ProgramKeys(fs, schema, map[string]string{"l": "log-file"}, "version", "config")
+	f, err := config.Load(path, explicit, schema)
+	if err != nil {
+		return err
+	}
+	return f.Apply(config.StdFlags(fs))
 }
 
 func driverNames() []string {

@@ -68,6 +68,10 @@ func (a *addressList) String() string {
 	return strings.Join(*a, ",")
 }
 
+// Repeatable lets rootd.conf give the addresses as a TOML array
+// (internal/config).
+func (a *addressList) Repeatable() {}
+
 func (a *addressList) Set(v string) error {
 	v = strings.TrimSpace(v)
 	if v == "" {

@@ -84,6 +84,10 @@ func (a *endpointList) String() string {
 	return strings.Join(*a, ",")
 }
 
+// Repeatable lets rootd.conf give the endpoints as a TOML array
+// (internal/config).
+func (a *endpointList) Repeatable() {}
+
 func (a *endpointList) Set(v string) error {
 	v = strings.TrimPrefix(strings.TrimSpace(v), "unix://")
 	if v == "" {

@@ -16,6 +16,10 @@ type List []string
 
 func (l *List) String() string { return strings.Join(*l, ",") }
 
+// Repeatable marks the flag as a list for internal/config: a TOML array
+// gives each element to Set.
+func (l *List) Repeatable() {}
+
 // Set appends the comma-separated values of one flag occurrence.
 func (l *List) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {

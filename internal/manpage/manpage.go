@@ -19,8 +19,17 @@ import (
 // Flag is one option as PrintDefaults shows it.
 type Flag struct {
 	Name  string // without dashes
+	Short string `json:",omitempty"` // GNU-style pages: the one-letter form ("s" for -s, --socket)
 	Arg   string // the back-quoted name or the type; "" for a boolean
 	Usage string // one line; PrintDefaults' "(default ...)" included
+}
+
+// Command is one subcommand of a program built on subcommands (rootctl),
+// described by the program itself rather than parsed from -h.
+type Command struct {
+	Usage string  // "ls [flags]", without the program's name
+	Intro []Block // its description
+	Flags []Flag  // its own options
 }
 
 // Block is a paragraph of prose or, when Pre, lines shown as they are
@@ -36,6 +45,12 @@ type Help struct {
 	Intro    []Block  // text between the usage line and "Flags:"
 	Flags    []Flag
 	Trailer  []Block // text after the flags
+	// GNU says options are --long with -x one-letter forms (pflag), not
+	// the flag package's one-or-two dashes.
+	GNU      bool      `json:",omitempty"`
+	Commands []Command `json:",omitempty"`
+	// Sections follow the options (EXIT STATUS, ...).
+	Sections []Section `json:",omitempty"`
 }
 
 var flagLine = regexp.MustCompile(`^  -([^\s]+)(?:[ \t](.*))?$`)
@@ -160,18 +175,35 @@ func (p Page) Roff() string {
 		w(`.SH %s`, strings.ToUpper(s.Heading))
 		writeBlocks(&b, blocks(strings.Split(s.Body, "\n")), true)
 	}
-	w(`.SH OPTIONS`)
-	w(`Every option may be given with one or two leading dashes.`)
-	for _, f := range p.Help.Flags {
-		w(`.TP`)
-		if f.Arg == "" {
-			w(`.B %s`, dashes(f.Name))
-		} else {
-			w(`.BI %s " %s"`, dashes(f.Name), escape(f.Arg))
+	if len(p.Help.Commands) > 0 {
+		w(`.SH COMMANDS`)
+		for _, c := range p.Help.Commands {
+			name, args, _ := strings.Cut(c.Usage, " ")
+			w(`.SS %s`, escape(name))
+			w(`.B %s %s`, escape(p.Name), escape(name))
+			if args != "" {
+				w(`%s`, escapeOpts(args))
+			}
+			writeBlocks(&b, c.Intro, false)
+			if len(c.Flags) > 0 {
+				w(`.PP`)
+				w(`Options:`)
+				writeFlags(&b, c.Flags, p.Help.GNU)
+			}
 		}
-		w(`%s`, wrap(escapeOpts(f.Usage)))
 	}
+	w(`.SH OPTIONS`)
+	if p.Help.GNU {
+		w(`Options before or after the command; the options of a command follow it.`)
+	} else {
+		w(`Every option may be given with one or two leading dashes.`)
+	}
+	writeFlags(&b, p.Help.Flags, p.Help.GNU)
 	writeBlocks(&b, p.Help.Trailer, false)
+	for _, s := range p.Help.Sections {
+		w(`.SH %s`, strings.ToUpper(s.Heading))
+		writeBlocks(&b, blocks(strings.Split(s.Body, "\n")), true)
+	}
 	for _, s := range p.After {
 		w(`.SH %s`, strings.ToUpper(s.Heading))
 		writeBlocks(&b, blocks(strings.Split(s.Body, "\n")), true)
@@ -192,6 +224,28 @@ func (p Page) Roff() string {
 		}
 	}
 	return b.String()
+}
+
+func writeFlags(b *strings.Builder, flags []Flag, gnu bool) {
+	for _, f := range flags {
+		b.WriteString(".TP\n")
+		name := dashes(f.Name)
+		if gnu {
+			name = `\-\-` + strings.ReplaceAll(f.Name, "-", `\-`)
+			if f.Short != "" {
+				name = `\-` + f.Short + `, ` + name
+			}
+		}
+		if strings.Contains(name, " ") {
+			name = quote(name) // "-s, --socket" is one argument of .B
+		}
+		if f.Arg == "" {
+			fmt.Fprintf(b, ".B %s\n", name)
+		} else {
+			fmt.Fprintf(b, ".BI %s \" %s\"\n", name, escape(f.Arg))
+		}
+		b.WriteString(wrap(escapeOpts(f.Usage)) + "\n")
+	}
 }
 
 // writeBlocks writes paragraphs; first says the section has just begun,

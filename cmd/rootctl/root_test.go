@@ -1,0 +1,497 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rootd-project/rootd/internal/manpage"
+	"github.com/rootd-project/rootd/wire"
+)
+
+const (
+	webID   = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	dupAID  = "aaaa456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	dupBID  = "bbbb456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	evilRaw = "evil\x1b[2J\nname"
+)
+
+func newFake() *fakeDaemon {
+	return &fakeDaemon{
+		containers: []Info{
+			{Engine: "docker", ID: webID, Names: []string{"web"}, State: "running", PID: 42,
+				Labels: map[string]string{"app": "shop", "tier": "front"}, Cgroup: "system.slice/docker-0123.scope", Hostname: "web-host"},
+			{Engine: "podman", ID: "cafe", Names: []string{"db"}, State: "stopped", Labels: map[string]string{"app": "shop"}},
+			{Engine: "docker", ID: dupAID, Names: []string{"dup"}, State: "running", PID: 7},
+			{Engine: "podman", ID: dupBID, Names: []string{"dup"}, State: "running", PID: 8},
+			{Engine: "containerd", ID: "k8s-pod", Names: []string{"default/web-0/nginx"}, State: "running", PID: 99, Namespace: "k8s.io"},
+			{Engine: "lxc", ID: "evil", Names: []string{evilRaw}, State: "paused", PID: 5},
+		},
+		status: Status{Version: "rootd 0.9.0", Started: time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC), Ready: true, Containers: 6,
+			Engines: []EngineStatus{
+				{Name: "docker", Health: "available", Containers: 2, States: map[string]int{"running": 2}},
+				{Name: "lxc", Health: "failing", Error: "lxc-info: exit 1", LastError: time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC), Containers: 1},
+			}},
+		byPID: map[int]string{1234: "box"},
+		pidErr: map[int]error{
+			1:      wire.StatusError(wire.StatusFromErrno(syscall.EACCES)),
+			999999: wire.StatusError(wire.StatusFromErrno(syscall.ESRCH)),
+		},
+	}
+}
+
+// Every exit status, each from a command that produces it.
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		setup  func(*fakeDaemon)
+		euid   int
+		code   int
+		stderr string // substring
+	}{
+		{name: "ok", args: []string{"pid", "web"}, code: exitOK},
+		{name: "other error: rootd may not read pid 1", args: []string{"hostname", "--pid", "1"}, code: exitError, stderr: "rootd may not read this process's UTS namespace"},
+		{name: "in-process as non-root", args: []string{"--in-process", "ls"}, euid: 1000, code: exitError, stderr: "needs root"},
+		{name: "usage: no command", args: nil, code: exitUsage, stderr: "no command given"},
+		{name: "usage: unknown command", args: []string{"lss"}, code: exitUsage, stderr: `unknown command "lss" (did you mean ls?)`},
+		{name: "usage: unknown flag", args: []string{"ls", "--bogus"}, code: exitUsage, stderr: "unknown flag: --bogus"},
+		{name: "usage: stray argument to ls", args: []string{"ls", "extra"}, code: exitUsage, stderr: `ls takes no arguments, got "extra"`},
+		{name: "usage: stray argument to status", args: []string{"status", "x"}, code: exitUsage},
+		{name: "usage: two names", args: []string{"pid", "a", "b"}, code: exitUsage, stderr: "pid wants exactly 1 NAME"},
+		{name: "usage: no name", args: []string{"cgroup"}, code: exitUsage},
+		{name: "usage: hostname NAME and --pid", args: []string{"hostname", "web", "--pid", "3"}, code: exitUsage, stderr: "not both"},
+		{name: "usage: bad output", args: []string{"ls", "-o", "yaml"}, code: exitUsage, stderr: "want one of table, wide, json, name"},
+		{name: "usage: status -o wide", args: []string{"status", "-o", "wide"}, code: exitUsage},
+		{name: "usage: bad filter key", args: []string{"ls", "--filter", "colour=red"}, code: exitUsage, stderr: `unknown key "colour"`},
+		{name: "usage: filter without =", args: []string{"ls", "--filter", "engine"}, code: exitUsage},
+		{name: "usage: bad state filter", args: []string{"ls", "--filter", "state=up"}, code: exitUsage},
+		{name: "usage: bad glob", args: []string{"ls", "--filter", "name=[x"}, code: exitUsage},
+		{name: "usage: -q with -o", args: []string{"ls", "-q", "-o", "json"}, code: exitUsage},
+		{name: "usage: --json and -o table", args: []string{"ls", "--json", "-o", "wide"}, code: exitUsage},
+		{name: "usage: which bad pid", args: []string{"which", "12x"}, code: exitUsage, stderr: `bad PID "12x"`},
+		{name: "usage: --engines without --in-process", args: []string{"--engines", "docker", "ls"}, code: exitUsage, stderr: "--engines selects the engines read with --in-process"},
+		{name: "usage: unknown engine in-process", args: []string{"--in-process", "--engines", "dockr", "ls"}, code: exitUsage, stderr: `unknown engine "dockr"`},
+		{name: "usage: pid --in-process", args: []string{"--in-process", "pid", "web"}, code: exitUsage, stderr: "always asks rootd"},
+		{name: "usage: bad timeout", args: []string{"--timeout", "0s", "ls"}, code: exitUsage},
+		{name: "usage: explicit config missing", args: []string{"--config", "/nonexistent/rootd.conf", "ls"}, code: exitUsage, stderr: "/nonexistent/rootd.conf"},
+		{name: "not found", args: []string{"pid", "nosuch"}, code: exitNotFound, stderr: `"nosuch": no such container`},
+		{name: "not found: resolve", args: []string{"resolve", "nosuch"}, code: exitNotFound},
+		{name: "not found: no such process", args: []string{"hostname", "--pid", "999999"}, code: exitNotFound, stderr: "pid 999999: no such process"},
+		{name: "not found: which", args: []string{"which", "31337"}, code: exitNotFound, stderr: "in no container rootd knows"},
+		{name: "ambiguous: candidates from DESCRIBE", args: []string{"pid", "dup"}, code: exitAmbiguous,
+			stderr: `"dup" is ambiguous: matches docker:aaaa456789ab (dup), podman:bbbb456789ab (dup)`},
+		{name: "ambiguous: resolve", args: []string{"resolve", "dup"}, code: exitAmbiguous, stderr: "docker:aaaa456789ab"},
+		{name: "ambiguous without DESCRIBE, not root", args: []string{"cgroup", "dup"}, euid: 1000,
+			setup: func(f *fakeDaemon) { f.listErr = fmt.Errorf("no LIST: %w", errors.ErrUnsupported) },
+			code:  exitAmbiguous, stderr: `"dup" is ambiguous: it matches several containers`},
+		{name: "not running", args: []string{"hostname", "db"}, code: exitNotRunning, stderr: `"db": container is not running`},
+		{name: "refused", args: []string{"pid", "web"}, setup: func(f *fakeDaemon) { f.dialErr = classifyDial("/s", io.EOF) },
+			code: exitRefused, stderr: "closed the connection before greeting: it refuses this user"},
+		{name: "unreachable", args: []string{"ls"}, setup: func(f *fakeDaemon) { f.dialErr = classifyDial("/s", syscall.ENOENT) },
+			code: exitUnreachable, stderr: "rootd is not running"},
+		{name: "unsupported", args: []string{"ls"}, setup: func(f *fakeDaemon) { f.listErr = unsupportedErr() },
+			code: exitUnsupported, stderr: "--in-process"},
+		{name: "unsupported: status", args: []string{"status"}, setup: func(f *fakeDaemon) { f.listErr = unsupportedErr() }, code: exitUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			r := runCtl(t, f, tc.euid, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.stderr)
+			}
+			if tc.code == exitUsage && !strings.Contains(r.stderr, "--help' for usage") {
+				t.Errorf("usage error without the pointer to --help: %q", r.stderr)
+			}
+			if tc.code != exitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 && tc.name != "usage: no command" {
+				t.Errorf("error is more than a line (and the --help pointer): %q", r.stderr)
+			}
+		})
+	}
+}
+
+func unsupportedErr() error {
+	return fmt.Errorf("the daemon cannot list containers: it is PCP's pmdaroot or an older rootd; as root, use --in-process: %w", errors.ErrUnsupported)
+}
+
+// The old message blamed the socket's access control for a reply that was
+// rootd's own failure to enter a namespace.
+func TestHostnamePIDPermissionIsNotTheSocket(t *testing.T) {
+	r := runCtl(t, newFake(), 0, "hostname", "--pid", "1")
+	if strings.Contains(r.stderr, "allowed to use") || !strings.Contains(r.stderr, "/proc/1/ns/uts") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}
+
+func TestCommandsOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // lines of stdout, exactly
+	}{
+		{"pid", []string{"pid", "web"}, []string{"42"}},
+		{"pid by ID prefix", []string{"pid", "0123"}, []string{"42"}},
+		{"cgroup", []string{"cgroup", "web"}, []string{"system.slice/docker-0123.scope"}},
+		{"hostname", []string{"hostname", "web"}, []string{"web-host"}},
+		{"hostname --pid", []string{"hostname", "--pid", "1234"}, []string{"box"}},
+		{"ls -q", []string{"ls", "-q"}, []string{"k8s-pod", dupAID, webID, "evil", "cafe", dupBID}},
+		{"ls -o name escapes", []string{"ls", "-o", "name"}, []string{"default/web-0/nginx", "dup", "web", `"evil\x1b[2J\nname"`, "db", "dup"}},
+		{"filter engine", []string{"ls", "-q", "--filter", "engine=podman"}, []string{"cafe", dupBID}},
+		{"filter engine, two values", []string{"ls", "-q", "--filter", "engine=podman", "--filter", "engine=lxc"}, []string{"evil", "cafe", dupBID}},
+		{"filter state", []string{"ls", "-q", "--filter", "state=stopped"}, []string{"cafe"}},
+		{"filter engine and state", []string{"ls", "-q", "--filter", "engine=docker", "--filter", "state=running"}, []string{dupAID, webID}},
+		{"filter name prefix", []string{"ls", "-o", "name", "--filter", "name=we"}, []string{"web"}},
+		{"filter name prefix of ID", []string{"ls", "-q", "--filter", "name=caf"}, []string{"cafe"}},
+		{"filter name glob", []string{"ls", "-o", "name", "--filter", "name=default/*/nginx"}, []string{"default/web-0/nginx"}},
+		{"filter name glob is whole", []string{"ls", "-o", "name", "--filter", "name=d?"}, []string{"db"}},
+		{"filter label key", []string{"ls", "-o", "name", "--filter", "label=tier"}, []string{"web"}},
+		{"filter label key=value", []string{"ls", "-o", "name", "--filter", "label=app=shop"}, []string{"web", "db"}},
+		{"filter label wrong value", []string{"ls", "-o", "name", "--filter", "label=app=other"}, nil},
+		{"resolve table", []string{"resolve", "web"}, []string{
+			"ENGINE  ID            NAME  STATE    PID  CGROUP",
+			"docker  0123456789ab  web   running  42   system.slice/docker-0123.scope"}},
+		{"resolve -o name", []string{"resolve", "-o", "name", "0123456789"}, []string{"web"}},
+		{"which", []string{"which", "-o", "name", "99"}, []string{"default/web-0/nginx"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCtl(t, newFake(), 1000, tc.args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+			if r.stdout == "" {
+				got = nil
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("stdout:\n%s\nwant:\n%s", r.stdout, strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestLsTables(t *testing.T) {
+	r := runCtl(t, newFake(), 1000, "ls")
+	want := `ENGINE      ID            NAME                 STATE    PID  CGROUP
+containerd  k8s-pod       default/web-0/nginx  running  99   -
+docker      aaaa456789ab  dup                  running  7    -
+docker      0123456789ab  web                  running  42   system.slice/docker-0123.scope
+lxc         evil          "evil\x1b[2J\nname"  paused   5    -
+podman      cafe          db                   stopped  -    -
+podman      bbbb456789ab  dup                  running  8    -
+`
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	r = runCtl(t, newFake(), 1000, "ls", "-o", "wide", "--filter", "engine=docker", "--filter", "engine=containerd")
+	for _, s := range []string{"NAMESPACE", "HOSTNAME", webID, "k8s.io", "web-host", "system.slice/docker-0123.scope"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("ls -o wide lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	if strings.ContainsAny(r.stdout, "\x1b") {
+		t.Error("a control character reached the terminal")
+	}
+}
+
+// JSON carries the names as they are (JSON escapes them itself), with every
+// field of the daemon's answer.
+func TestJSONOutput(t *testing.T) {
+	f := newFake()
+	r := runCtl(t, f, 1000, "ls", "-o", "json")
+	var got []Info
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", r.code, err, r.stdout)
+	}
+	if len(got) != len(f.containers) {
+		t.Fatalf("%d containers, want %d", len(got), len(f.containers))
+	}
+	found := false
+	for _, c := range got {
+		found = found || (len(c.Names) == 1 && c.Names[0] == evilRaw)
+	}
+	if !found {
+		t.Errorf("the raw name did not survive JSON: %s", r.stdout)
+	}
+	// The old --json still works, for one container too.
+	r = runCtl(t, f, 1000, "resolve", "--json", "web")
+	var one Info
+	if err := json.Unmarshal([]byte(r.stdout), &one); err != nil || one.Labels["tier"] != "front" || one.Hostname != "web-host" {
+		t.Fatalf("resolve --json: %+v, %v", one, err)
+	}
+	// An empty list is [], not null.
+	r = runCtl(t, f, 1000, "ls", "-o", "json", "--filter", "engine=none")
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("empty ls -o json = %q", r.stdout)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	r := runCtl(t, newFake(), 1000, "status")
+	for _, s := range []string{"version:     rootd 0.9.0", "ready:       yes", "containers:  6",
+		"docker  available  2           running=2", "lxc     failing    1", "2026-12-04T07:00:00Z lxc-info: exit 1"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("status lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	r = runCtl(t, newFake(), 1000, "status", "-o", "json")
+	var st Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || !st.Ready || len(st.Engines) != 2 || st.Engines[1].Error != "lxc-info: exit 1" {
+		t.Fatalf("status -o json: %+v %v", st, err)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"help", "ls"}, {"ls", "--help"}, {"-h"}} {
+		r := runCtl(t, newFake(), 1000, args...)
+		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: exit %d, stdout %d bytes, stderr %q; want usage on stdout", args, r.code, len(r.stdout), r.stderr)
+		}
+	}
+	r := runCtl(t, newFake(), 1000, "--help")
+	for _, s := range []string{"Exit status:", "7  rootd unreachable", "/etc/rootd/rootd.conf", "NAMESPACE/POD/CONTAINER"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("--help lacks %q", s)
+		}
+	}
+	r = runCtl(t, newFake(), 1000, "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "rootctl ") || !strings.Contains(r.stdout, "commit ") {
+		t.Fatalf("--version: exit %d, %q", r.code, r.stdout)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		r := runCtl(t, newFake(), 1000, "completion", shell)
+		if r.code != 0 || !strings.Contains(r.stdout, "rootctl") || len(r.stdout) < 500 {
+			t.Errorf("completion %s: exit %d, %d bytes, %s", shell, r.code, len(r.stdout), r.stderr)
+		}
+	}
+	// Names come from the daemon's list; one that is not safe to type back
+	// (the escape sequence) is left out.
+	r := runCtl(t, newFake(), 1000, "__complete", "pid", "")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if got := strings.Join(lines[:len(lines)-1], ","); got != "db,default/web-0/nginx,dup,web" {
+		t.Errorf("completions %q:\n%s", got, r.stdout)
+	}
+	r = runCtl(t, newFake(), 1000, "__complete", "resolve", "d")
+	if !strings.Contains(r.stdout, "dup\n") || strings.Contains(r.stdout, "web\n") {
+		t.Errorf("completions of d: %s", r.stdout)
+	}
+	// A daemon that cannot list completes nothing, quietly.
+	f := newFake()
+	f.listErr = unsupportedErr()
+	r = runCtl(t, f, 1000, "__complete", "pid", "")
+	if r.code != 0 || strings.Contains(r.stdout, "web") {
+		t.Errorf("completion without LIST: %d %q", r.code, r.stdout)
+	}
+	r = runCtl(t, newFake(), 1000, "__complete", "ls", "--filter", "state=")
+	if !strings.Contains(r.stdout, "state=running") {
+		t.Errorf("--filter completion: %s", r.stdout)
+	}
+}
+
+// The configuration file sets the socket and the timeout; -s wins over it;
+// rootd's section and keys are accepted and left alone; a typo is named.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.conf", "socket = \"/from/file\"\nengines = [\"docker\"]\n[rootctl]\ntimeout = \"3s\"\n[rootd]\nlog-level = \"debug\"\nallow-uid = [\"pcp\"]\n[docker]\nhost = \"unix:///x\"\n")
+	f := newFake()
+	if r := runCtl(t, f, 1000, "--config", good, "pid", "web"); r.code != 0 || f.dialed[0] != "/from/file" {
+		t.Fatalf("exit %d %s, dialed %v", r.code, r.stderr, f.dialed)
+	}
+	f = newFake()
+	if r := runCtl(t, f, 1000, "--config", good, "-s", "/flag", "pid", "web"); r.code != 0 || f.dialed[0] != "/flag" {
+		t.Fatalf("exit %d %s, dialed %v", r.code, r.stderr, f.dialed)
+	}
+	bad := write("bad.conf", "[docker]\nhots = \"x\"\n")
+	r := runCtl(t, newFake(), 1000, "--config", bad, "pid", "web")
+	if r.code != exitUsage || !strings.Contains(r.stderr, bad+`: unknown key "docker.hots"`) {
+		t.Fatalf("exit %d, %q", r.code, r.stderr)
+	}
+	// The default file's absence is fine: the app's default path is
+	// replaced by one that does not exist, as on a host without the file.
+	var out, errOut strings.Builder
+	a := newApp(&out, &errOut)
+	a.configPath = filepath.Join(dir, "absent.conf")
+	a.euid = func() int { return 1000 }
+	a.dial = func(context.Context, string) (daemon, error) { return newFake(), nil }
+	root := a.newRootCommand()
+	root.PersistentFlags().Lookup("config").DefValue = a.configPath
+	_ = root.PersistentFlags().Set("config", a.configPath)
+	root.PersistentFlags().Lookup("config").Changed = false
+	root.SetArgs([]string{"pid", "web"})
+	if err := root.Execute(); err != nil || out.String() != "42\n" {
+		t.Fatalf("absent default file: %v, %q", err, out.String())
+	}
+}
+
+// In-process mode reads the engines itself: the static engine from a file.
+func TestInProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "static.json")
+	js := `[{"engine":"static","id":"s1","names":["one"],"state":"stopped"},
+	        {"engine":"static","id":"s2","names":["two"],"state":"stopped"},
+	        {"engine":"static","id":"s3","names":["two"],"state":"stopped"}]`
+	if err := os.WriteFile(path, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--in-process", "--engines", "static", "--static-file", path}
+	f := newFake()
+	r := runCtl(t, f, 0, append(base, "ls", "-q")...)
+	if r.code != 0 || r.stdout != "s1\ns2\ns3\n" || len(f.dialed) != 0 {
+		t.Fatalf("ls -q in-process: exit %d %q %s; dialed %v", r.code, r.stdout, r.stderr, f.dialed)
+	}
+	r = runCtl(t, f, 0, append(base, "resolve", "two")...)
+	if r.code != exitAmbiguous || !strings.Contains(r.stderr, "static:s2 (two), static:s3 (two)") && !strings.Contains(r.stderr, "static:s3 (two), static:s2 (two)") {
+		t.Fatalf("resolve two: exit %d %q", r.code, r.stderr)
+	}
+	r = runCtl(t, f, 0, append(base, "resolve", "-o", "json", "one")...)
+	var c Info
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.ID != "s1" || c.State != "stopped" {
+		t.Fatalf("resolve one: %+v %v %s", c, err, r.stderr)
+	}
+	r = runCtl(t, f, 0, append(base, "status", "-o", "json")...)
+	var st Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Containers != 3 || len(st.Engines) != 1 || st.Engines[0].States["stopped"] != 3 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+}
+
+// classifyDial against real sockets: each failure to reach rootd gets its
+// own exit status and a message naming the cause.
+func TestDialFailures(t *testing.T) {
+	dir := t.TempDir()
+	// A server that accepts and closes at once, as rootd does with a peer
+	// whose credentials it refuses.
+	refusing := filepath.Join(dir, "refusing.sock")
+	ln, err := net.Listen("unix", refusing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	// A socket file nobody listens on: rootd died and left it.
+	stale := filepath.Join(dir, "stale.sock")
+	l2, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.(*net.UnixListener).SetUnlinkOnClose(false)
+	l2.Close()
+	// A server that never greets.
+	silent := filepath.Join(dir, "silent.sock")
+	l3, err := net.Listen("unix", silent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l3.Close()
+
+	for _, tc := range []struct {
+		path string
+		code int
+		msg  string
+	}{
+		{refusing, exitRefused, "closed the connection before greeting"},
+		{stale, exitUnreachable, "nothing listens on"},
+		{filepath.Join(dir, "absent.sock"), exitUnreachable, "no socket at"},
+		{silent, exitUnreachable, "did not greet within --timeout"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := dialSocket(ctx, tc.path)
+		cancel()
+		if exitCode(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v (exit %d); want exit %d and %q", filepath.Base(tc.path), err, exitCode(err), tc.code, tc.msg)
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{syscall.EACCES, exitRefused},
+		{syscall.ECONNRESET, exitRefused},
+		{syscall.ENOTSOCK, exitUnreachable},
+		{errors.New("something else"), exitError},
+	} {
+		if got := exitCode(classifyDial("/s", tc.err)); got != tc.code {
+			t.Errorf("classifyDial(%v): exit %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+// The man page comes from the command tree: every command and flag.
+func TestManpageJSON(t *testing.T) {
+	r := runCtl(t, newFake(), 1000, manpageCmd)
+	var h manpage.Help
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil {
+		t.Fatalf("%v:\n%s", err, r.stdout)
+	}
+	var cmds []string
+	for _, c := range h.Commands {
+		cmds = append(cmds, strings.Fields(c.Usage)[0])
+	}
+	for _, want := range []string{"pid", "cgroup", "hostname", "ls", "resolve", "which", "status", "completion"} {
+		if !strings.Contains(" "+strings.Join(cmds, " ")+" ", " "+want+" ") {
+			t.Errorf("man page lacks command %s (has %v)", want, cmds)
+		}
+	}
+	var flags []string
+	for _, f := range h.Flags {
+		flags = append(flags, f.Name)
+	}
+	for _, want := range []string{"socket", "config", "timeout", "in-process", "engines", "docker-host", "cri-endpoint", "version"} {
+		if !strings.Contains(" "+strings.Join(flags, " ")+" ", " "+want+" ") {
+			t.Errorf("man page lacks --%s", want)
+		}
+	}
+	page := manpage.Page{Name: "rootctl", Section: "1", Help: &h}
+	if roff := page.Roff(); !strings.Contains(roff, ".SH EXIT STATUS") || !strings.Contains(roff, `\-o, \-\-output`) {
+		t.Errorf("roff lacks exit status or GNU options:\n%s", roff)
+	}
+}
+
+// Every setting the shipped file shows, uncommented, is accepted by rootctl
+// (its own, the engines', and rootd's section skipped).
+func TestShippedConfigKeys(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/rootd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncommented := regexp.MustCompile(`(?m)^#([a-z][a-z-]* = )`).ReplaceAllString(string(data), "$1")
+	for name, text := range map[string]string{"shipped": string(data), "uncommented": uncommented} {
+		path := filepath.Join(t.TempDir(), "rootd.conf")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f := newFake()
+		if r := runCtl(t, f, 1000, "--config", path, "status"); r.code != 0 {
+			t.Errorf("%s: exit %d: %s", name, r.code, r.stderr)
+		}
+	}
+}
