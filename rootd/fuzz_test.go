@@ -98,7 +98,9 @@ func (fuzzViewer) Status() []resolver.EngineStatus {
 	return []resolver.EngineStatus{{Name: "docker", Health: "available", Containers: 1, States: map[engine.State]int{engine.StateRunning: 1}}}
 }
 
-func (fuzzViewer) Containers() []engine.Container { return []engine.Container{fuzzListed[0].Container, fuzzListed[1].Container} }
+func (fuzzViewer) Containers() []engine.Container {
+	return []engine.Container{fuzzListed[0].Container, fuzzListed[1].Container}
+}
 
 func (fuzzViewer) Ready() <-chan struct{} { return nil }
 
