@@ -40,7 +40,17 @@ func Connect(ctx context.Context, path string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := c.(*net.UnixConn)
+	cl, err := New(ctx, c.(*net.UnixConn))
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", path, err)
+	}
+	return cl, nil
+}
+
+// New takes over conn, an open connection to the socket (one dialled
+// with other credentials, or inherited), and checks the server's INFO
+// greeting. On failure conn is closed.
+func New(ctx context.Context, conn *net.UnixConn) (*Client, error) {
 	cl := &Client{conn: conn, buf: make([]byte, wire.MaxPDUSize), req: make([]byte, 0, wire.MaxPDUSize)}
 	stop := cl.watch(ctx)
 	_, pdu, err := wire.ReadPDU(conn, cl.buf)
@@ -55,7 +65,7 @@ func Connect(ctx context.Context, path string) (*Client, error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect %s: %w", path, ctxErr(ctx, err))
+		return nil, ctxErr(ctx, err)
 	}
 	return cl, nil
 }
@@ -78,9 +88,18 @@ func (c *Client) watch(ctx context.Context) (stop func()) {
 	}
 }
 
+// ctxErr reports a read or write cut off by ctx as ctx's error. The
+// connection's deadline is ctx's, so the I/O can time out a moment before
+// ctx's own timer fires: a deadline already past counts too.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootd-project/rootd/engine"
+	"github.com/rootd-project/rootd/resolver"
 	"github.com/rootd-project/rootd/rootd"
 	"github.com/rootd-project/rootd/wire"
 )
@@ -61,6 +62,54 @@ func (r fuzzResolver) CgroupPath(_ context.Context, name string) (int, string, e
 func (r fuzzResolver) Hostname(_ context.Context, name string) (int, string, error) {
 	pid, answer, err := r.lookup(name)
 	return pid, "host-" + answer, err
+}
+
+// fuzzViewer is the index the fuzzed view requests see: every kind of
+// answer, at once.
+type fuzzViewer struct{}
+
+var fuzzListed = []resolver.Listed{
+	{Container: engine.Container{Engine: "docker", ID: "ab1", Names: []string{"web1"}, State: engine.StateRunning, PID: 101,
+		Labels: map[string]string{"secret": "x", engine.LabelPodName: "p"}}, Cgroup: "docker/ab1"},
+	{Container: engine.Container{Engine: "podman", ID: "ab2", Names: []string{"stopped"}, State: engine.StateStopped}},
+}
+
+func (fuzzViewer) Listing() (uint64, []resolver.Listed) { return 1, fuzzListed }
+
+func (fuzzViewer) Describe(_ context.Context, q string) (resolver.Described, error) {
+	switch q {
+	case "web1":
+		return resolver.Described{Listed: fuzzListed[0], Hostname: "h"}, nil
+	case "stopped":
+		return resolver.Described{Listed: fuzzListed[1]}, engine.ErrNotRunning
+	}
+	_, _, err := fuzzResolver{}.lookup(q)
+	return resolver.Described{}, err
+}
+
+func (fuzzViewer) DescribePID(_ context.Context, pid int) (resolver.Described, error) {
+	if pid == 101 {
+		return resolver.Described{Listed: fuzzListed[0]}, nil
+	}
+	return resolver.Described{}, engine.ErrNotFound
+}
+
+func (fuzzViewer) Status() []resolver.EngineStatus {
+	return []resolver.EngineStatus{{Name: "docker", Health: "available", Containers: 1, States: map[engine.State]int{engine.StateRunning: 1}}}
+}
+
+func (fuzzViewer) Containers() []engine.Container {
+	return []engine.Container{fuzzListed[0].Container, fuzzListed[1].Container}
+}
+
+func (fuzzViewer) Ready() <-chan struct{} { return nil }
+
+func viewPDU(t wire.Type, pid int32, name string) []byte {
+	b, err := wire.AppendViewRequest(nil, wire.ViewRequest{Type: t, PID: pid, Name: []byte(name)})
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // sessionPDU builds one request for the seed corpus.
@@ -126,6 +175,25 @@ func FuzzSession(f *testing.F) {
 		sessionPDU(wire.TypeProcessIDReq, "web1")[:20],                                               // cut short
 		append(sessionPDU(wire.TypeProcessID, "web1"), sessionPDU(wire.TypeProcessIDReq, "web1")...), // a reply type
 		{0, 0x90, 0, 0, 0xff, 0xff, 0, 0},
+		// The view requests, good and hostile, mixed with lookups.
+		bytes.Join([][]byte{
+			viewPDU(wire.TypeListReq, 0, ""),
+			viewPDU(wire.TypeStatusReq, 0, ""),
+			viewPDU(wire.TypeDescribeReq, 0, "web1"),
+			viewPDU(wire.TypeDescribeReq, 0, "ab"),
+			viewPDU(wire.TypeDescribeReq, 0, "stopped"),
+			viewPDU(wire.TypeDescribeReq, 0, "slow"),
+			viewPDU(wire.TypeDescribeReq, 101, ""),
+			viewPDU(wire.TypeDescribeReq, 7, ""),
+			sessionPDU(wire.TypeProcessIDReq, "web1"),
+		}, nil),
+		append(viewPDU(wire.TypeDescribeReq, 0, "web1"), 0, 'x'), // namelen short of the bytes sent
+		func() []byte {
+			b := viewPDU(wire.TypeDescribeReq, 0, "web\x00x")
+			return append(b, viewPDU(wire.TypeListReq, 0, "")...)
+		}(),
+		viewPDU(wire.TypeListReq, 0, "")[:20],
+		append(viewPDU(wire.TypeStatusReq, 0, "")[:16:16], 0, 0, 0, 0), // header says 24, 20 sent
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -151,7 +219,7 @@ func FuzzSession(f *testing.F) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	procs := rootd.NewSupervisor(rootd.SupervisorConfig{Log: log, Stderr: io.Discard, AllowedPrograms: []string{"/usr/bin/true"}})
 	srv := rootd.NewServer(rootd.Config{
-		Log: log, Resolver: fuzzResolver{}, Processes: procs,
+		Log: log, Resolver: fuzzResolver{}, View: fuzzViewer{}, Processes: procs,
 		Access:         rootd.Access{UIDs: map[uint32]bool{fuzzUID: true}},
 		RequestTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: 2 * time.Second,
 		HostnameOfPID: func(_ context.Context, pid int) (string, error) {
@@ -220,6 +288,27 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("greeting %v: %v", h.Type, err)
 		}
 		for i, req := range want {
+			if req.IsViewRequest() {
+				r, _ := req.Reply()
+				a := wire.NewViewAssembler(r)
+				for done := false; !done; {
+					_, pdu, err := wire.ReadPDU(&replies, rbuf)
+					if err != nil {
+						t.Fatalf("reply %d of %d (to %v): %v", i+1, len(want), req, err)
+					}
+					v, err := wire.DecodeView(pdu)
+					if err != nil {
+						t.Fatalf("reply %d (to %v) does not decode: %v", i+1, req, err)
+					}
+					if done, err = a.Add(v); err != nil {
+						t.Fatalf("reply %d (to %v): %v", i+1, req, err)
+					}
+				}
+				if _, err := wire.DecodeViewDocument(r, a.Status(), a.Document()); err != nil {
+					t.Fatalf("reply %d (to %v): %v", i+1, req, err)
+				}
+				continue
+			}
 			h, pdu, err := wire.ReadPDU(&replies, rbuf)
 			if err != nil {
 				t.Fatalf("reply %d of %d (to %v): %v", i+1, len(want), req, err)
@@ -257,7 +346,8 @@ func answerable(data []byte) []wire.Type {
 			return types
 		}
 		switch h.Type {
-		case wire.TypeHostnameReq, wire.TypeProcessIDReq, wire.TypeCgroupNameReq, wire.TypeStartReq, wire.TypeStopReq:
+		case wire.TypeHostnameReq, wire.TypeProcessIDReq, wire.TypeCgroupNameReq, wire.TypeStartReq, wire.TypeStopReq,
+			wire.TypeListReq, wire.TypeDescribeReq, wire.TypeStatusReq:
 			types = append(types, h.Type)
 		default:
 			return types

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rootd-project/rootd/internal/procfs"
+	"github.com/rootd-project/rootd/internal/version"
 	"github.com/rootd-project/rootd/wire"
 	"golang.org/x/sys/unix"
 )
@@ -52,6 +53,17 @@ type Config struct {
 	// before the greeting. Refused peers never hold a slot for longer than
 	// it takes to read their credentials.
 	MaxConnections int
+	// View answers LIST, DESCRIBE and STATUS; when nil, Resolver does if
+	// it is a Viewer. Without one the server does not announce
+	// wire.FeatureView and refuses those requests with EOPNOTSUPP.
+	View Viewer
+	// ViewConcurrency bounds the view replies in progress at once
+	// (default DefaultViewConcurrency).
+	ViewConcurrency int
+	// Version and Commit are what STATUS reports (default: this build's);
+	// Started is when the daemon started (default: when NewServer ran).
+	Version, Commit string
+	Started         time.Time
 
 	// now is the clock of log rate limiting; tests replace it.
 	now func() time.Time
@@ -73,6 +85,10 @@ type Server struct {
 	closing atomic.Bool
 	limit   *logLimiter
 	stats   serverStats
+
+	view      Viewer
+	viewSlots chan struct{} // one per view reply in progress
+	features  int32         // announced in INFO
 
 	mu       sync.Mutex
 	conns    map[*net.UnixConn]struct{}
@@ -100,7 +116,27 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = DefaultMaxConnections
 	}
-	return &Server{cfg: cfg, log: cfg.Log, limit: newLogLimiter(cfg.now), conns: map[*net.UnixConn]struct{}{}, sessions: map[*session]struct{}{}}
+	if cfg.ViewConcurrency <= 0 {
+		cfg.ViewConcurrency = DefaultViewConcurrency
+	}
+	if cfg.Version == "" {
+		v := version.Get()
+		cfg.Version, cfg.Commit = v.Version, v.Commit
+	}
+	if cfg.Started.IsZero() {
+		cfg.Started = time.Now()
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, limit: newLogLimiter(cfg.now), conns: map[*net.UnixConn]struct{}{}, sessions: map[*session]struct{}{}}
+	s.view = cfg.View
+	if v, ok := cfg.Resolver.(Viewer); ok && s.view == nil {
+		s.view = v
+	}
+	s.viewSlots = make(chan struct{}, cfg.ViewConcurrency)
+	s.features = wire.AllFeatures
+	if s.view != nil {
+		s.features |= wire.FeatureView
+	}
+	return s
 }
 
 // Serve accepts clients on ln until ctx is cancelled, then stops accepting,
@@ -300,7 +336,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 			return true // one attempt; send falls back to a blocking write
 		}
 	}
-	if err := ss.send(wire.AppendInfo(ss.reply[:0], wire.Info{Features: wire.AllFeatures}), nil); err != nil {
+	if err := ss.send(wire.AppendInfo(ss.reply[:0], wire.Info{Features: s.features}), nil); err != nil {
 		log.Debug("client left before INFO", "err", err)
 		return
 	}
@@ -385,6 +421,8 @@ func (ss *session) handle(ctx context.Context, hdr wire.Header, pdu []byte) bool
 		keep = ss.start(hdr, pdu)
 	case RequestStop:
 		keep = ss.stop(hdr, pdu)
+	case RequestList, RequestDescribe, RequestStatus:
+		keep = ss.view(ctx, start, hdr, pdu)
 	default:
 		ss.srv.stats.protocolErrors.Add(1)
 		ss.result = ResultInvalid

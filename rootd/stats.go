@@ -29,11 +29,14 @@ const (
 	RequestCgroupName
 	RequestStart
 	RequestStop
+	RequestList
+	RequestDescribe
+	RequestStatus
 	RequestOther
 	NumRequestTypes
 )
 
-var requestTypeNames = [NumRequestTypes]string{"hostname", "processid", "cgroupname", "startpmda", "stoppmda", "other"}
+var requestTypeNames = [NumRequestTypes]string{"hostname", "processid", "cgroupname", "startpmda", "stoppmda", "list", "describe", "status", "other"}
 
 func (t RequestType) String() string { return requestTypeNames[t] }
 
@@ -49,6 +52,12 @@ func requestTypeOf(t wire.Type) RequestType {
 		return RequestStart
 	case wire.TypeStopReq:
 		return RequestStop
+	case wire.TypeListReq:
+		return RequestList
+	case wire.TypeDescribeReq:
+		return RequestDescribe
+	case wire.TypeStatusReq:
+		return RequestStatus
 	}
 	return RequestOther
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +30,15 @@ func FuzzDecode(f *testing.F) {
 		ints(0x900a, 32, 0, 2, 1234, 9, 1, 0),
 		cat(ints(0x9003, 28, 0, 2, 0, 4), []byte("web1"), ints(0x9005, 27, 0, 2, 0, 3), []byte("db\x00"), ints(0x9009, 32, 0, 2, 0, 0, 0, 0)),
 		cat(ints(0x9007, 104+9, 0, 2, 0, 0, 0, 1, 3, 9), label64("pmd\x00junk"), []byte("/bin/true")),
+		// The view extension: requests, reply chunks, hostile forms.
+		ints(0x72640001, 24, 0, 2, 0, 0),
+		cat(ints(0x72640003, 29, 0, 2, 0, 5), []byte("web1\x00")),
+		ints(0x72640003, 24, 0, 2, 77, 0),
+		cat(ints(0x72640003, 30, 0, 2, 0, 6), []byte("web\x00x\x00")),
+		ints(0x72640005, 24, 0, 2, 0, 0),
+		cat(ints(0x72640002, 33, 0, 2, 0, 0, 5), []byte(`{"ver`), ints(0x72640002, 36, 0, 2, 1, 1, 8), []byte(`sion":1}`)),
+		ints(0x72640004, 28, -12399, 2, 0, 1, 0),
+		ints(0x72640002, 28, 0, 2, 0, 0, 0),
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -113,6 +123,32 @@ func checkDecoders(t *testing.T, h Header, pdu []byte) {
 			t.Fatalf("info round trip: %x -> %x", pdu, re)
 		}
 	}
+	if r, err := DecodeViewRequest(pdu); err == nil {
+		decoded++
+		if r.Type == TypeDescribeReq && (len(r.Name) == 0) == (r.PID <= 0) {
+			t.Fatalf("describe request with neither or both of name and pid: %+v", r)
+		}
+		re, err := AppendViewRequest(nil, r)
+		w := want(ViewRequestFixed + len(r.Name))
+		order.PutUint32(w[4:], uint32(len(w)))
+		order.PutUint32(w[20:], uint32(len(r.Name)))
+		if bytes.IndexByte(r.Name, 0) >= 0 {
+			t.Fatalf("decoded name %q holds a NUL", r.Name)
+		}
+		if err != nil || !bytes.Equal(re, w) {
+			t.Fatalf("view request round trip: %x -> %x (%v)", pdu, re, err)
+		}
+	}
+	if v, err := DecodeView(pdu); err == nil {
+		decoded++
+		if len(v.Data) > MaxViewChunk || !v.Last && len(v.Data) == 0 {
+			t.Fatalf("view chunk decoded with %d bytes, last %v", len(v.Data), v.Last)
+		}
+		re, err := AppendView(nil, v)
+		if err != nil || !bytes.Equal(re, want(len(pdu))) {
+			t.Fatalf("view round trip: %x -> %x (%v)", pdu, re, err)
+		}
+	}
 	if decoded > 1 {
 		t.Fatalf("%v PDU decoded as %d different kinds", h.Type, decoded)
 	}
@@ -169,4 +205,75 @@ func FuzzSplitArgs(f *testing.F) {
 			t.Fatalf("%q joined as %q split to %q (%v)", words, joined, got, err)
 		}
 	})
+}
+
+// FuzzViewReply plays a server's reply stream to a view request as the
+// client reads it: framing, chunk decoding, assembly and the document
+// decoder. Nothing may panic, assembly must stop at the first bad chunk or
+// the last one, never hold more than MaxViewDocument, and a document that
+// decodes must encode and decode again to the same value.
+func FuzzViewReply(f *testing.F) {
+	seeds := [][]byte{
+		cat(ints(0x72640002, 41, 0, 2, 0, 1, 13), []byte(`{"version":1}`)),
+		cat(ints(0x72640002, 33, 0, 2, 0, 0, 5), []byte(`{"ver`), ints(0x72640002, 36, 0, 2, 1, 1, 8), []byte(`sion":1}`)),
+		cat(ints(0x72640004, 28+71, -131, 2, 0, 1, 71), []byte(`{"version":1,"candidates":[{"engine":"e","id":"a1"}],"error":"2 match"}`)),
+		cat(ints(0x72640006, 28+45, 0, 2, 0, 1, 45), []byte(`{"version":1,"status":{"engines":[{"name":"x"}]}}`)[:45]),
+		ints(0x72640004, 28, -12399, 2, 0, 1, 0),
+		ints(0x72640002, 28, 0, 2, 0, 0, 0),
+		cat(ints(0x72640002, 30, 0, 2, 0, 0, 2), []byte("{}"), ints(0x72640002, 30, 0, 2, 0, 1, 2), []byte("{}")),
+	}
+	for _, s := range seeds {
+		f.Add(uint8(0), s)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		want := []Type{TypeList, TypeDescribe, TypeStatus}[int(which)%3]
+		buf := make([]byte, MaxPDUSize)
+		r := bytes.NewReader(data)
+		a := NewViewAssembler(want)
+		for {
+			_, pdu, err := ReadPDU(r, buf)
+			if err != nil {
+				return
+			}
+			v, err := DecodeView(pdu)
+			if err != nil {
+				return
+			}
+			done, err := a.Add(v)
+			if len(a.Document()) > MaxViewDocument {
+				t.Fatalf("assembled %d bytes", len(a.Document()))
+			}
+			if err != nil {
+				return
+			}
+			if done {
+				break
+			}
+		}
+		d, err := DecodeViewDocument(want, a.Status(), a.Document())
+		if err != nil {
+			return
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", d, err)
+		}
+		again, err := DecodeViewDocument(want, a.Status(), b)
+		if err != nil {
+			t.Fatalf("re-encoded document %s does not decode: %v", b, err)
+		}
+		if normalize(again) != normalize(d) {
+			t.Fatalf("round trip changed the document:\n%+v\n%+v", d, again)
+		}
+	})
+}
+
+// normalize maps what JSON cannot tell apart (an empty map or slice and a
+// missing one; time zones of equal instants) onto one form.
+func normalize(d ViewDocument) string {
+	b, _ := json.Marshal(d)
+	var v any
+	json.Unmarshal(b, &v)
+	out, _ := json.Marshal(v)
+	return string(out)
 }

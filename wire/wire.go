@@ -54,6 +54,8 @@ var typeNames = map[Type]string{
 	TypeCgroupNameReq: "CGROUPNAME_REQ", TypeCgroupName: "CGROUPNAME",
 	TypeStartReq: "STARTPMDA_REQ", TypeStart: "STARTPMDA",
 	TypeStopReq: "STOPPMDA_REQ", TypeStop: "STOPPMDA",
+	TypeListReq: "LIST_REQ", TypeList: "LIST", TypeDescribeReq: "DESCRIBE_REQ", TypeDescribe: "DESCRIBE",
+	TypeStatusReq: "STATUS_REQ", TypeStatus: "STATUS",
 }
 
 func (t Type) String() string {
@@ -67,7 +69,8 @@ func (t Type) String() string {
 // that is not a request.
 func (t Type) Reply() (Type, bool) {
 	switch t {
-	case TypeHostnameReq, TypeProcessIDReq, TypeCgroupNameReq, TypeStartReq, TypeStopReq:
+	case TypeHostnameReq, TypeProcessIDReq, TypeCgroupNameReq, TypeStartReq, TypeStopReq,
+		TypeListReq, TypeDescribeReq, TypeStatusReq:
 		return t + 1, true
 	}
 	return 0, false
@@ -76,7 +79,7 @@ func (t Type) Reply() (Type, bool) {
 // IsContainer reports whether t uses the container PDU layout.
 func (t Type) IsContainer() bool { return t >= TypeHostnameReq && t <= TypeCgroupName }
 
-// Feature bits announced in INFO.
+// Feature bits announced in INFO: PCP's. rootd's own is FeatureView.
 const (
 	FeatureHostname   = 1 << 0
 	FeatureProcessID  = 1 << 1

@@ -72,6 +72,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	started := time.Now() // for STATUS
 	// SIGPIPE must never kill rootd: a write to standard error whose reader
 	// went away (a closed journal stream, a shell pipe) raises it, and Go
 	// dies of it on descriptors 1 and 2 unless the signal is notified. The
@@ -293,6 +294,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		RequestTimeout: *reqTimeout,
 		ReadTimeout:    *readTO,
 		MaxConnections: *maxConns,
+		Started:        started,
 	})
 	names := make([]string, len(opened))
 	for i, e := range opened {
