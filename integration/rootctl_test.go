@@ -121,8 +121,10 @@ func TestRootctlThroughSocket(t *testing.T) {
 					}
 				}
 				wantCG, _ := expectedCgroup(want.pid)
-				if mine == nil || mine.PID != want.pid || mine.State != "running" || mine.Cgroup != wantCG || mine.Hostname != name+"-host" {
-					t.Errorf("the test's container through the socket: %+v; docker says pid %d, cgroup %s, hostname %s-host", mine, want.pid, wantCG, name)
+				// A listing carries no hostnames (each would mean entering a
+				// UTS namespace: docs/protocol.md); resolve does, below.
+				if mine == nil || mine.PID != want.pid || mine.State != "running" || mine.Cgroup != wantCG {
+					t.Errorf("the test's container through the socket: %+v; docker says pid %d, cgroup %s", mine, want.pid, wantCG)
 				}
 				break
 			}
@@ -155,7 +157,12 @@ func TestRootctlThroughSocket(t *testing.T) {
 				t.Errorf("rootctl %v as pcp: exit %d, %q, %s; want exit %d, %q", tc.args, code, out, errOut, tc.code, tc.out)
 			}
 		}
-		out, _, _ := rootctlAs(t, uid, gid, append(base, "status", "-o", "json")...)
+		out, errOut, code := rootctlAs(t, uid, gid, append(base, "resolve", "-o", "json", name)...)
+		var one rootctlInfo
+		if err := json.Unmarshal([]byte(out), &one); code != 0 || err != nil || one.ID != want.id || one.PID != want.pid || one.Hostname != name+"-host" {
+			t.Errorf("resolve -o json %s as pcp: exit %d, %+v, %v, %s; want pid %d, hostname %s-host", name, code, one, err, errOut, want.pid, name)
+		}
+		out, _, _ = rootctlAs(t, uid, gid, append(base, "status", "-o", "json")...)
 		var st struct {
 			Ready   bool `json:"ready"`
 			Engines []struct {

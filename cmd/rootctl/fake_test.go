@@ -12,7 +12,7 @@ import (
 	"github.com/rootd-project/rootd/wire"
 )
 
-// fakeDaemon answers like rootd with the proto branch's requests, from a
+// fakeDaemon answers like rootd with the view requests, from a
 // fixed list: names and unique ID prefixes resolve, a name shared by two
 // containers is ambiguous, a container without a PID is not running.
 type fakeDaemon struct {

@@ -13,8 +13,7 @@ import (
 
 // socketDaemon is the daemon interface over the client package. The
 // questions that need the LIST, DESCRIBE and STATUS requests are in
-// socket_proto.go; until the client has them, socket_legacy.go answers
-// that the daemon does not support them.
+// socket_view.go.
 type socketDaemon struct {
 	c *client.Client
 }

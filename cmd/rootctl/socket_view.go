@@ -1,11 +1,7 @@
-//go:build rootdproto
-
 package main
 
-// The socket side of ls, resolve, which and status, against the client API
-// of the proto branch (client.List, Describe, DescribePID, Status). It is
-// behind the rootdproto build tag until that branch is merged; then the tag
-// and socket_legacy.go go.
+// The socket side of ls, resolve, which and status: the daemon's view
+// requests (client.List, Describe, DescribePID, Status; docs/protocol.md).
 
 import (
 	"context"
