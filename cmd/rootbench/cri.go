@@ -362,16 +362,16 @@ func runCRI(ctx context.Context, c criConfig) (*CRIResult, error) {
 			return 0, err
 		}
 		running := 0
-		for _, c := range cs {
-			if c.PID > 0 {
+		for _, ct := range cs {
+			if ct.PID > 0 {
 				running++
 			}
-			if p, ok := want[c.ID]; ok && c.PID != p {
-				return 0, fmt.Errorf("List: container %s has PID %d, want %d", c.ID, c.PID, p)
+			if p, ok := want[ct.ID]; ok && ct.PID != p {
+				return 0, fmt.Errorf("engine List: container %s has PID %d, want %d", ct.ID, ct.PID, p)
 			}
 		}
 		if len(cs) != 2*c.pods || running != 2*c.pods {
-			return 0, fmt.Errorf("List: %d items, %d with a PID; want %d running", len(cs), running, 2*c.pods)
+			return 0, fmt.Errorf("engine List: %d items, %d with a PID; want %d running", len(cs), running, 2*c.pods)
 		}
 		res.Items = len(cs)
 		return d, nil
