@@ -266,3 +266,139 @@ func TestCRIRootd(t *testing.T) {
 	}
 	await("removed container answers no such container", codeNoContainer)
 }
+
+// pmprobeInstances runs PCP's pmprobe -I on metric through s's pmcd and
+// returns the instance names it lists.
+func (s *pmcdStack) pmprobeInstances(metric string) ([]string, error) {
+	cmd := exec.Command(s.pcp.tool("pmprobe"), "-h", "unix:"+s.socket, "-I", metric)
+	cmd.Env = s.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("pmprobe -I %s: %w\n%s", metric, err, out)
+	}
+	// containers.name 3 "id1" "id2" "id3"
+	name, rest, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	nstr, rest, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(nstr)
+	if name != metric || err != nil || n < 0 {
+		return nil, fmt.Errorf("pmprobe -I %s: %q", metric, out)
+	}
+	words, err := pcpWords(rest)
+	if err != nil || len(words) != n {
+		return nil, fmt.Errorf("pmprobe -I %s: %q (%v)", metric, out, err)
+	}
+	return words, nil
+}
+
+// TestCRIPMDA runs PCP's own pmcd with rootd --pmda as its root agent, the
+// cri and containerd engines both over one private containerd with the CRI
+// plugin (so both see the same pod): a pod's container is exactly one
+// instance of containers.*, under cri, named NAMESPACE/POD/CONTAINER, with
+// the PID, state and cgroup containerd and /proc give, reachable by that
+// triple as a pmcd container context; stopped it is not running; removed
+// it is gone. pminfo and pmprobe are PCP's.
+func TestCRIPMDA(t *testing.T) {
+	n := startCRIContainerd(t)
+	ctx := ctxT(t, 3*time.Minute)
+	pod, err := n.RunPod(ctx, "rootd-pmda", "web-0", fmt.Sprintf("pmda-uid-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := n.RunContainer(ctx, pod, "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := n.ContainerPID(ctx, id)
+	if err != nil || pid <= 0 {
+		t.Fatalf("ContainerStatus pid %d: %v", pid, err)
+	}
+	cgroup := memoryCgroup(t, pid)
+	const triple = "rootd-pmda/web-0/nginx"
+
+	s := newPMCDStack(t, "--engines", "cri,containerd", "--cri-endpoint", n.sock, "--containerd-address", n.sock)
+	s.start(t)
+
+	// instancesOf counts id among the instances pmprobe lists.
+	instancesOf := func(id string) (int, string) {
+		insts, err := s.pmprobeInstances("containers.engine")
+		if err != nil {
+			return -1, err.Error()
+		}
+		return strings.Count("\x00"+strings.Join(insts, "\x00")+"\x00", "\x00"+id+"\x00"), fmt.Sprint(insts)
+	}
+	eventually(t, 20*time.Second, "the container and its sandbox listed", func() (bool, string) {
+		c, out := instancesOf(id)
+		p, _ := instancesOf(pod.ID)
+		return c > 0 && p > 0, out
+	})
+
+	t.Run("one instance, under cri, as NAMESPACE/POD/CONTAINER", func(t *testing.T) {
+		if c, insts := instancesOf(id); c != 1 {
+			t.Errorf("pmprobe -I containers.engine lists %s %d times: %s", id, c, insts)
+		}
+		if c, insts := instancesOf(pod.ID); c != 1 {
+			t.Errorf("pmprobe -I containers.engine lists the sandbox %s %d times: %s", pod.ID, c, insts)
+		}
+		out := s.mustPminfo(t, "-f", "containers")
+		t.Logf("pminfo -f containers:\n%s", out)
+		f := parseFetch(out)
+		for _, tc := range []struct{ metric, want string }{
+			{"containers.engine", "cri"},
+			{"containers.name", triple},
+			{"containers.pid", strconv.Itoa(pid)},
+			{"containers.state.running", "1"},
+			{"containers.state.paused", "0"},
+			{"containers.state.restarting", "0"},
+			{"containers.cgroup", cgroup},
+		} {
+			if got, ok := f[tc.metric][id]; !ok || got != tc.want {
+				t.Errorf("%s[%s] = %q (present %v), want %q", tc.metric, id, got, ok, tc.want)
+			}
+		}
+		if got := f["containers.engine"][pod.ID]; got != "cri" {
+			t.Errorf("containers.engine of the sandbox %s = %q, want cri", pod.ID, got)
+		}
+		// No other instance carries the triple (the containerd engine's
+		// view of the same container is not a second instance).
+		for inst, name := range f["containers.name"] {
+			if name == triple && inst != id {
+				t.Errorf("instance %s is named %s too (engine %q)", inst, triple, f["containers.engine"][inst])
+			}
+		}
+	})
+
+	t.Run("the triple is a pmcd container context", func(t *testing.T) {
+		host, err := os.Hostname()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := s.mustPminfo(t, "--container="+triple, "-f", "kernel.uname.nodename")
+		if !strings.Contains(out, `value "`+host+`"`) {
+			t.Errorf("pminfo --container=%s -f kernel.uname.nodename: want the node's %q (host network):\n%s", triple, host, out)
+		}
+	})
+
+	if _, err := n.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the stopped container not running, without a PID", func() (bool, string) {
+		out, err := s.pminfo("-f", "containers.state.running", "containers.pid")
+		f := parseFetch(out)
+		_, hasPID := f["containers.pid"][id]
+		return err == nil && f["containers.state.running"][id] == "0" && !hasPID, out
+	})
+	if c, insts := instancesOf(id); c != 1 {
+		t.Errorf("stopped: pmprobe -I lists %s %d times: %s", id, c, insts)
+	}
+
+	if _, err := n.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the removed container gone from containers.*", func() (bool, string) {
+		c, insts := instancesOf(id)
+		return c == 0, insts
+	})
+	if c, insts := instancesOf(pod.ID); c != 1 {
+		t.Errorf("the sandbox %s, still there, is listed %d times: %s", pod.ID, c, insts)
+	}
+}
