@@ -16,6 +16,11 @@
 # ROOTBENCH_PMDA=1 runs `rootbench pmda` instead: `pminfo -f containers`
 # through a private pmcd whose root agent is rootd --pmda, then pmdaroot
 # (bench/results/pmda.md; its flags, e.g. -sizes 10,100, follow).
+# ROOTBENCH_CRI=1 runs `rootbench cri` instead: the CRI engine with 100
+# host-network pods on a private containerd with its CRI plugin (cold and
+# steady List, rootd's start-up, lookups; bench/results/cri.md, about 2
+# minutes); with ROOTBENCH_RACE=1 rootd and rootbench are built with -race
+# (bench/results/cri-race.md). Its flags, e.g. -pods 20, follow.
 # The containers the benchmark asks about get init processes of their own in
 # cgroups bench-rootbench-PID/docker/<id> (on the hierarchy rootd reads), so
 # that rootd's answers pass its PID verification; rootbench removes them.
@@ -44,6 +49,19 @@ if [ -n "$missing" ]; then
 	updated=1
 	# shellcheck disable=SC2086 # a list of packages
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+fi
+
+if [ -n "${ROOTBENCH_CRI:-}" ]; then
+	# containerd and the busybox OCI layout the private daemon imports.
+	sh scripts/engines/containerd.sh >/dev/null
+	race="" out=bench/results/cri
+	if [ -n "${ROOTBENCH_RACE:-}" ]; then
+		race=-race out=bench/results/cri-race
+	fi
+	go build $race -o bin/rootd ./cmd/rootd
+	go build $race -o bin/rootbench ./cmd/rootbench
+	gcc -O2 -Wall -o bin/loaddriver bench/c/loaddriver.c -lpcp_pmda -lpcp -lpthread
+	exec bin/rootbench cri -rootd bin/rootd -driver bin/loaddriver -out "$out.md" -json "$out.json" "$@"
 fi
 
 # The reference: pmcd and pmdaroot from the pcp package, extracted only.

@@ -3,11 +3,7 @@
 package integration
 
 import (
-	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,86 +14,68 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/rootd-project/rootd/engine"
 	_ "github.com/rootd-project/rootd/engine/cri"
 	"github.com/rootd-project/rootd/engine/enginetest"
+	"github.com/rootd-project/rootd/internal/crinode"
 )
 
 // The CRI engine against a private containerd with its CRI plugin: pods and
 // containers are made through the CRI itself, as a kubelet makes them.
 
-// criPauseImage is the sandbox image of the private daemon: the busybox
-// image with a command that keeps running (the shared image's is "sh").
-const criPauseImage = "docker.io/rootd/bb-pause:latest"
-
-// criNode is a private containerd with the CRI plugin and a CRI client.
+// criNode is a private containerd with the CRI plugin and a CRI client
+// (internal/crinode, shared with rootbench cri).
 type criNode struct {
+	*crinode.Node
 	dir  string
 	sock string
 	d    *privateDaemon
 	rt   runtimeapi.RuntimeServiceClient
-	// pods are the sandboxes made, removed (with their containers) at
-	// cleanup.
-	pods []string
 }
 
 // startCRIContainerd starts a containerd of the test's own with the CRI
-// plugin (config version 2, restrict_oom_score_adj so that runc can run
-// here, the sandbox image imported locally into k8s.io), and cleans up
-// every pod made through it and then the daemon.
+// plugin (crinode.Setup: config version 2, restrict_oom_score_adj so that
+// runc can run here, the sandbox image imported locally into k8s.io), and
+// cleans up every pod made through it and then the daemon.
 func startCRIContainerd(t *testing.T) *criNode {
 	t.Helper()
 	dir := hungDir(t)
-	n := &criNode{dir: dir, sock: filepath.Join(dir, "containerd.sock")}
-	config := filepath.Join(dir, "config.toml")
-	conf := fmt.Sprintf(`version = 2
-[plugins."io.containerd.grpc.v1.cri"]
-  restrict_oom_score_adj = true
-  sandbox_image = %q
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %q
-    conf_dir = %q
-`, criPauseImage, filepath.Join(dir, "cni-bin"), filepath.Join(dir, "cni-conf"))
-	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n.d = &privateDaemon{
-		t:    t,
-		name: "private containerd (CRI)",
-		argv: []string{"containerd", "--config", config, "--root", filepath.Join(dir, "root"),
-			"--state", filepath.Join(dir, "state"), "--address", n.sock},
-		log:   filepath.Join(dir, "containerd.log"),
-		ready: func() error { return exec.Command("ctr", "-a", n.sock, "version").Run() },
-	}
-	n.d.start()
-	conn, err := grpc.NewClient("unix://"+n.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	argv, err := crinode.Setup(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.rt = runtimeapi.NewRuntimeServiceClient(conn)
+	sock := crinode.Socket(dir)
+	d := &privateDaemon{
+		t:     t,
+		name:  "private containerd (CRI)",
+		argv:  argv,
+		log:   filepath.Join(dir, "containerd.log"),
+		ready: func() error { return crinode.Ready(context.Background(), sock) },
+	}
+	d.start()
+	node, err := crinode.Dial(dir, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &criNode{Node: node, dir: dir, sock: sock, d: d, rt: node.RT}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		for _, id := range n.pods {
-			if _, err := n.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
-				t.Logf("cleanup: stop pod %s: %v", id, err)
-			}
-			if _, err := n.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
-				t.Logf("cleanup: remove pod %s: %v", id, err)
-			}
+		for _, err := range n.RemovePods(ctx) {
+			t.Logf("cleanup: %v", err)
 		}
-		conn.Close()
+		n.Close()
 		n.d.stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(n.d.log)
 			t.Logf("containerd log (tail):\n%s", tail(string(b), 60))
 		}
 	})
-	cmdOut(t, 120*time.Second, "ctr", "-a", n.sock, "-n", "k8s.io", "images", "import", criPauseImageTar(t, dir))
+	if err := crinode.ImportPauseImage(ctxT(t, 2*time.Minute), sock, dir); err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 
@@ -109,179 +87,14 @@ func tail(s string, lines int) string {
 	return strings.Join(l, "\n")
 }
 
-// criPauseImageTar writes an OCI image archive of the shared busybox
-// layout (scripts/engines/containerd.sh) whose command is a long sleep,
-// named criPauseImage.
-func criPauseImageTar(t *testing.T, dir string) string {
-	t.Helper()
-	layout := "/var/lib/rootd-ci/bb-oci/layout"
-	blob := func(d string) string {
-		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
-	}
-	read := func(path string, v any) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("the busybox OCI layout is missing (run scripts/engines/containerd.sh): %v", err)
-		}
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	var index struct {
-		Manifests []struct {
-			Digest string `json:"digest"`
-		} `json:"manifests"`
-	}
-	read(filepath.Join(layout, "index.json"), &index)
-	if len(index.Manifests) != 1 {
-		t.Fatalf("busybox layout: %d manifests", len(index.Manifests))
-	}
-	var manifest map[string]any
-	read(blob(index.Manifests[0].Digest), &manifest)
-	cfgDesc := manifest["config"].(map[string]any)
-	var cfg map[string]any
-	read(blob(cfgDesc["digest"].(string)), &cfg)
-	cfg["config"].(map[string]any)["Cmd"] = []string{"/bin/sleep", "100000"}
-
-	files := map[string][]byte{}
-	put := func(b []byte) (string, int) {
-		sum := sha256.Sum256(b)
-		d := hex.EncodeToString(sum[:])
-		files["blobs/sha256/"+d] = b
-		return "sha256:" + d, len(b)
-	}
-	cfgBytes, _ := json.Marshal(cfg)
-	cfgDesc["digest"], cfgDesc["size"] = put(cfgBytes)
-	for _, l := range manifest["layers"].([]any) {
-		d := l.(map[string]any)["digest"].(string)
-		b, err := os.ReadFile(blob(d))
-		if err != nil {
-			t.Fatal(err)
-		}
-		put(b)
-	}
-	manBytes, _ := json.Marshal(manifest)
-	manDigest, manSize := put(manBytes)
-	idx, _ := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"manifests": []any{map[string]any{
-			"mediaType":   "application/vnd.oci.image.manifest.v1+json",
-			"digest":      manDigest,
-			"size":        manSize,
-			"annotations": map[string]string{"io.containerd.image.name": criPauseImage, "org.opencontainers.image.ref.name": "latest"},
-		}},
-	})
-	files["index.json"] = idx
-	files["oci-layout"] = []byte(`{"imageLayoutVersion":"1.0.0"}`)
-
-	path := filepath.Join(dir, "bb-pause.tar")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	for name, b := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// criPod is one pod made through the CRI.
-type criPod struct {
-	id  string
-	cfg *runtimeapi.PodSandboxConfig
-}
-
-// hostNetwork runs a pod's processes in the node's network namespace: no
-// CNI is needed. Such a pod must not set a hostname; it has the node's.
-func hostNetwork() *runtimeapi.NamespaceOption {
-	return &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}
-}
-
-// runPod runs a host-network pod sandbox.
-func (n *criNode) runPod(ctx context.Context, namespace, name, uid string) (*criPod, error) {
-	logs := filepath.Join(n.dir, "logs", uid)
-	if err := os.MkdirAll(logs, 0o755); err != nil {
-		return nil, err
-	}
-	cfg := &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Uid: uid, Namespace: namespace},
-		LogDirectory: logs,
-		// The labels a kubelet sets, so that the containerd engine sees
-		// the same Kubernetes identity as the CRI engine.
-		Labels: map[string]string{"app": name, engine.LabelPodNamespace: namespace, engine.LabelPodName: name, engine.LabelPodUID: uid},
-		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: hostNetwork()},
-		},
-	}
-	resp, err := n.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if err != nil {
-		return nil, fmt.Errorf("RunPodSandbox %s/%s: %w", namespace, name, err)
-	}
-	n.pods = append(n.pods, resp.GetPodSandboxId())
-	return &criPod{id: resp.GetPodSandboxId(), cfg: cfg}, nil
-}
-
-// runContainer creates and starts a busybox sleep in pod.
-func (n *criNode) runContainer(ctx context.Context, pod *criPod, name string) (string, error) {
-	cfg := &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: name},
-		Image:    &runtimeapi.ImageSpec{Image: criPauseImage},
-		Command:  []string{"/bin/sleep", "100000"},
-		Labels: map[string]string{
-			engine.LabelPodNamespace:  pod.cfg.Metadata.Namespace,
-			engine.LabelPodName:       pod.cfg.Metadata.Name,
-			engine.LabelPodUID:        pod.cfg.Metadata.Uid,
-			engine.LabelContainerName: name,
-		},
-		LogPath: name + ".log",
-		Linux: &runtimeapi.LinuxContainerConfig{
-			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: hostNetwork()},
-		},
-	}
-	resp, err := n.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod.id, Config: cfg, SandboxConfig: pod.cfg})
-	if err != nil {
-		return "", fmt.Errorf("CreateContainer %s: %w", name, err)
-	}
-	id := resp.GetContainerId()
-	if _, err := n.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
-		return id, fmt.Errorf("StartContainer %s: %w", name, err)
-	}
-	return id, nil
-}
-
-// containerPID is the init PID containerd reports for a container.
-func (n *criNode) containerPID(ctx context.Context, id string) (int, error) {
-	st, err := n.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
-	if err != nil {
-		return 0, err
-	}
-	var info struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal([]byte(st.GetInfo()["info"]), &info); err != nil {
-		return 0, err
-	}
-	return info.PID, nil
-}
-
 // criRuntime drives containers of one pod through the CRI for enginetest.
 type criRuntime struct {
 	n   *criNode
-	pod *criPod
+	pod *crinode.Pod
 }
 
 func (r criRuntime) Create(ctx context.Context, name string) (string, error) {
-	return r.n.runContainer(ctx, r.pod, name)
+	return r.n.RunContainer(ctx, r.pod, name)
 }
 
 // Pause: the CRI has no pause.
@@ -303,11 +116,11 @@ func (r criRuntime) Remove(ctx context.Context, id string) error {
 func TestConformanceCRI(t *testing.T) {
 	n := startCRIContainerd(t)
 	ctx := ctxT(t, 2*time.Minute)
-	pod, err := n.runPod(ctx, "rootd-conf", "conf-0", fmt.Sprintf("conf-uid-%d", os.Getpid()))
+	pod, err := n.RunPod(ctx, "rootd-conf", "conf-0", fmt.Sprintf("conf-uid-%d", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := n.runContainer(ctx, pod, "first")
+	first, err := n.RunContainer(ctx, pod, "first")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +129,7 @@ func TestConformanceCRI(t *testing.T) {
 		OpenAbsent: openRegistered(t, "cri", noEnv, "--cri-endpoint", filepath.Join(n.dir, "no-cri.sock")),
 		Expect: []engine.Container{
 			{ID: first, Names: []string{"first"}, State: engine.StateRunning},
-			{ID: pod.id, State: engine.StateRunning},
+			{ID: pod.ID, State: engine.StateRunning},
 		},
 		Live:    true,
 		Runtime: criRuntime{n, pod},
@@ -328,21 +141,9 @@ func TestConformanceCRI(t *testing.T) {
 // criIDs lists every sandbox and container ID of the node: a prefix is
 // unique only among all of them.
 func (n *criNode) criIDs(t *testing.T) []string {
-	ctx := ctxT(t, 10*time.Second)
-	sbs, err := n.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	ids, err := n.IDs(ctxT(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
-	}
-	cts, err := n.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, s := range sbs.GetItems() {
-		ids = append(ids, s.GetId())
-	}
-	for _, c := range cts.GetContainers() {
-		ids = append(ids, c.GetId())
 	}
 	return ids
 }
@@ -356,24 +157,24 @@ func TestCRIRootd(t *testing.T) {
 	n := startCRIContainerd(t)
 	ctx := ctxT(t, 3*time.Minute)
 	uid := fmt.Sprintf("web-uid-%d", os.Getpid())
-	pod, err := n.runPod(ctx, "rootd-ns", "web-0", uid)
+	pod, err := n.RunPod(ctx, "rootd-ns", "web-0", uid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := n.runContainer(ctx, pod, "nginx")
+	id, err := n.RunContainer(ctx, pod, "nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second pod with a container of the same name: the triple, not the
 	// bare name, tells them apart.
-	other, err := n.runPod(ctx, "rootd-ns", "web-1", uid+"-1")
+	other, err := n.RunPod(ctx, "rootd-ns", "web-1", uid+"-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.runContainer(ctx, other, "nginx"); err != nil {
+	if _, err := n.RunContainer(ctx, other, "nginx"); err != nil {
 		t.Fatal(err)
 	}
-	pid, err := n.containerPID(ctx, id)
+	pid, err := n.ContainerPID(ctx, id)
 	if err != nil || pid <= 0 {
 		t.Fatalf("ContainerStatus pid %d: %v", pid, err)
 	}
@@ -464,4 +265,140 @@ func TestCRIRootd(t *testing.T) {
 		t.Fatal(err)
 	}
 	await("removed container answers no such container", codeNoContainer)
+}
+
+// pmprobeInstances runs PCP's pmprobe -I on metric through s's pmcd and
+// returns the instance names it lists.
+func (s *pmcdStack) pmprobeInstances(metric string) ([]string, error) {
+	cmd := exec.Command(s.pcp.tool("pmprobe"), "-h", "unix:"+s.socket, "-I", metric)
+	cmd.Env = s.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("pmprobe -I %s: %w\n%s", metric, err, out)
+	}
+	// containers.name 3 "id1" "id2" "id3"
+	name, rest, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	nstr, rest, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(nstr)
+	if name != metric || err != nil || n < 0 {
+		return nil, fmt.Errorf("pmprobe -I %s: %q", metric, out)
+	}
+	words, err := pcpWords(rest)
+	if err != nil || len(words) != n {
+		return nil, fmt.Errorf("pmprobe -I %s: %q (%v)", metric, out, err)
+	}
+	return words, nil
+}
+
+// TestCRIPMDA runs PCP's own pmcd with rootd --pmda as its root agent, the
+// cri and containerd engines both over one private containerd with the CRI
+// plugin (so both see the same pod): a pod's container is exactly one
+// instance of containers.*, under cri, named NAMESPACE/POD/CONTAINER, with
+// the PID, state and cgroup containerd and /proc give, reachable by that
+// triple as a pmcd container context; stopped it is not running; removed
+// it is gone. pminfo and pmprobe are PCP's.
+func TestCRIPMDA(t *testing.T) {
+	n := startCRIContainerd(t)
+	ctx := ctxT(t, 3*time.Minute)
+	pod, err := n.RunPod(ctx, "rootd-pmda", "web-0", fmt.Sprintf("pmda-uid-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := n.RunContainer(ctx, pod, "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := n.ContainerPID(ctx, id)
+	if err != nil || pid <= 0 {
+		t.Fatalf("ContainerStatus pid %d: %v", pid, err)
+	}
+	cgroup := memoryCgroup(t, pid)
+	const triple = "rootd-pmda/web-0/nginx"
+
+	s := newPMCDStack(t, "--engines", "cri,containerd", "--cri-endpoint", n.sock, "--containerd-address", n.sock)
+	s.start(t)
+
+	// instancesOf counts id among the instances pmprobe lists.
+	instancesOf := func(id string) (int, string) {
+		insts, err := s.pmprobeInstances("containers.engine")
+		if err != nil {
+			return -1, err.Error()
+		}
+		return strings.Count("\x00"+strings.Join(insts, "\x00")+"\x00", "\x00"+id+"\x00"), fmt.Sprint(insts)
+	}
+	eventually(t, 20*time.Second, "the container and its sandbox listed", func() (bool, string) {
+		c, out := instancesOf(id)
+		p, _ := instancesOf(pod.ID)
+		return c > 0 && p > 0, out
+	})
+
+	t.Run("one instance, under cri, as NAMESPACE/POD/CONTAINER", func(t *testing.T) {
+		if c, insts := instancesOf(id); c != 1 {
+			t.Errorf("pmprobe -I containers.engine lists %s %d times: %s", id, c, insts)
+		}
+		if c, insts := instancesOf(pod.ID); c != 1 {
+			t.Errorf("pmprobe -I containers.engine lists the sandbox %s %d times: %s", pod.ID, c, insts)
+		}
+		out := s.mustPminfo(t, "-f", "containers")
+		t.Logf("pminfo -f containers:\n%s", out)
+		f := parseFetch(out)
+		for _, tc := range []struct{ metric, want string }{
+			{"containers.engine", "cri"},
+			{"containers.name", triple},
+			{"containers.pid", strconv.Itoa(pid)},
+			{"containers.state.running", "1"},
+			{"containers.state.paused", "0"},
+			{"containers.state.restarting", "0"},
+			{"containers.cgroup", cgroup},
+		} {
+			if got, ok := f[tc.metric][id]; !ok || got != tc.want {
+				t.Errorf("%s[%s] = %q (present %v), want %q", tc.metric, id, got, ok, tc.want)
+			}
+		}
+		if got := f["containers.engine"][pod.ID]; got != "cri" {
+			t.Errorf("containers.engine of the sandbox %s = %q, want cri", pod.ID, got)
+		}
+		// No other instance carries the triple (the containerd engine's
+		// view of the same container is not a second instance).
+		for inst, name := range f["containers.name"] {
+			if name == triple && inst != id {
+				t.Errorf("instance %s is named %s too (engine %q)", inst, triple, f["containers.engine"][inst])
+			}
+		}
+	})
+
+	t.Run("the triple is a pmcd container context", func(t *testing.T) {
+		host, err := os.Hostname()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := s.mustPminfo(t, "--container="+triple, "-f", "kernel.uname.nodename")
+		if !strings.Contains(out, `value "`+host+`"`) {
+			t.Errorf("pminfo --container=%s -f kernel.uname.nodename: want the node's %q (host network):\n%s", triple, host, out)
+		}
+	})
+
+	if _, err := n.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the stopped container not running, without a PID", func() (bool, string) {
+		out, err := s.pminfo("-f", "containers.state.running", "containers.pid")
+		f := parseFetch(out)
+		_, hasPID := f["containers.pid"][id]
+		return err == nil && f["containers.state.running"][id] == "0" && !hasPID, out
+	})
+	if c, insts := instancesOf(id); c != 1 {
+		t.Errorf("stopped: pmprobe -I lists %s %d times: %s", id, c, insts)
+	}
+
+	if _, err := n.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the removed container gone from containers.*", func() (bool, string) {
+		c, insts := instancesOf(id)
+		return c == 0, insts
+	})
+	if c, insts := instancesOf(pod.ID); c != 1 {
+		t.Errorf("the sandbox %s, still there, is listed %d times: %s", pod.ID, c, insts)
+	}
 }

@@ -76,6 +76,14 @@ func TestDisplayName(t *testing.T) {
 		{engine.Container{Names: []string{"/web"}}, "web"},
 		{engine.Container{Labels: map[string]string{engine.LabelPodNamespace: "ns", engine.LabelPodName: "p", engine.LabelContainerName: "c"}}, "ns/p/c"},
 		{engine.Container{ID: "x"}, "?"},
+		// The CRI engine's: the name is the pod-local container name.
+		{engine.Container{Names: []string{"c"}, Labels: map[string]string{engine.LabelPodNamespace: "ns", engine.LabelPodName: "p", engine.LabelContainerName: "c"}}, "ns/p/c"},
+		// Docker's under a kubelet: a name of its own is kept.
+		{engine.Container{Names: []string{"/k8s_c_p_ns_uid_0"}, Labels: map[string]string{engine.LabelPodNamespace: "ns", engine.LabelPodName: "p", engine.LabelContainerName: "c"}}, "k8s_c_p_ns_uid_0"},
+		// Incomplete Kubernetes labels: the name.
+		{engine.Container{Names: []string{"c"}, Labels: map[string]string{engine.LabelPodName: "p", engine.LabelContainerName: "c"}}, "c"},
+		// A CRI pod sandbox: no name, no container name.
+		{engine.Container{Labels: map[string]string{engine.LabelPodNamespace: "ns", engine.LabelPodName: "p"}}, "?"},
 	} {
 		if got := DisplayName(tc.c); got != tc.want {
 			t.Errorf("DisplayName(%+v) = %q, want %q", tc.c, got, tc.want)

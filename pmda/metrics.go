@@ -48,14 +48,18 @@ func bit(b bool) uint32 {
 func running(c *resolver.Listed) bool { return c.State.HasProcess() && c.PID > 0 }
 
 // DisplayName is what containers.name reports: the container's first name;
-// for a container without one (a Kubernetes container in containerd),
-// NAMESPACE/POD/CONTAINER from its labels; else "?", as pmdaroot does.
+// for a Kubernetes container whose only name is its name within its pod
+// (the CRI engine's) or that has no name (the containerd engine's),
+// NAMESPACE/POD/CONTAINER from its labels, which names it on the node;
+// else "?", as pmdaroot does. A name of its own that differs from the
+// pod-local one (Docker's k8s_... names) is kept.
 func DisplayName(c engine.Container) string {
-	if len(c.Names) > 0 && c.Names[0] != "" {
+	ns, pod, ctr := c.Labels[engine.LabelPodNamespace], c.Labels[engine.LabelPodName], c.Labels[engine.LabelContainerName]
+	triple := ns != "" && pod != "" && ctr != ""
+	if len(c.Names) > 0 && c.Names[0] != "" && (!triple || c.Names[0] != ctr) {
 		return strings.TrimPrefix(c.Names[0], "/")
 	}
-	ns, pod, ctr := c.Labels[engine.LabelPodNamespace], c.Labels[engine.LabelPodName], c.Labels[engine.LabelContainerName]
-	if ns != "" && pod != "" && ctr != "" {
+	if triple {
 		return ns + "/" + pod + "/" + ctr
 	}
 	return "?"
@@ -80,9 +84,10 @@ under the engine rootd consults first.`,
 		Desc:    Desc{PMID: PMID(Domain, 0, 1), Type: TypeString, InDom: ContainersInDom, Sem: SemInstant},
 		OneLine: "human-readable name of each container",
 		Help: `The name people use for the container (docker ps, podman ps, lxc-ls),
-without Docker's leading slash. A container that has no name of its own
-(a Kubernetes container in containerd) shows NAMESPACE/POD/CONTAINER from
-its Kubernetes labels; one with neither shows "?". Any of these names can
+without Docker's leading slash. A Kubernetes container that has no name
+of its own (containerd) or only its name within its pod (the CRI) shows
+NAMESPACE/POD/CONTAINER from its Kubernetes labels; one with neither
+shows "?". Any of these names can
 be given to pminfo --container.`,
 		value: strMetric(func(c *resolver.Listed) (string, bool) { return DisplayName(c.Container), true }),
 	},

@@ -8,6 +8,7 @@
 //	rootbench report -in FILE.json    redo the table and chart from a record
 //	rootbench floor [-loop] SOCKET    serve fixed answers (a zero-work server)
 //	rootbench pmda [-sizes …]         pminfo -f containers: rootd --pmda against pmdaroot under pmcd
+//	rootbench cri [-pods N]           the CRI engine with N pods on a private containerd
 //
 // bench/run.sh installs what it needs, builds everything and runs it.
 package main
@@ -46,6 +47,8 @@ func main() {
 			os.Exit(floorMain(os.Args[2:]))
 		case "pmda":
 			os.Exit(pmdaMain(os.Args[2:]))
+		case "cri":
+			os.Exit(criMain(os.Args[2:]))
 		}
 	}
 	os.Exit(benchMain(os.Args[1:]))

@@ -47,6 +47,12 @@ type fakeCRI struct {
 	calls     map[string]int
 	// events, when not nil, makes GetContainerEvents a stream fed by it.
 	events chan *runtimeapi.ContainerEventResponse
+	// eventsOff makes GetContainerEvents end at once without an error, as
+	// CRI-O does unless enable_pod_events is set.
+	eventsOff bool
+	// subscribes and lists count GetContainerEvents and ListContainers
+	// calls.
+	subscribes, lists int
 }
 
 func (f *fakeCRI) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
@@ -62,6 +68,7 @@ func (f *fakeCRI) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequ
 func (f *fakeCRI) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists++
 	return &runtimeapi.ListContainersResponse{Containers: slices.Clone(f.containers)}, nil
 }
 
@@ -101,6 +108,13 @@ func (f *fakeCRI) ContainerStatus(_ context.Context, r *runtimeapi.ContainerStat
 }
 
 func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s grpc.ServerStreamingServer[runtimeapi.ContainerEventResponse]) error {
+	f.mu.Lock()
+	f.subscribes++
+	off := f.eventsOff
+	f.mu.Unlock()
+	if off {
+		return nil
+	}
 	if f.events == nil {
 		return status.Error(codes.Unimplemented, "method GetContainerEvents not implemented")
 	}
@@ -394,6 +408,52 @@ func TestWatchEventStream(t *testing.T) {
 	}
 	if ev := next(t, events); ev.Kind != engine.Resync {
 		t.Fatalf("after an event on the new stream: %v, want Resync", ev.Kind)
+	}
+}
+
+// CRI-O without enable_pod_events (its default) serves GetContainerEvents
+// but ends the stream at once with no error. The engine must list it every
+// relist interval, as a runtime without the method, not subscribe again
+// and again (each time a List and a Resync).
+func TestWatchStreamEndedAtOnceRelists(t *testing.T) {
+	f := newFake()
+	f.eventsOff = true
+	e := open(t, serve(t, f)) // relist 50 ms
+	events := make(chan engine.Event, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Watch(ctx, events) }()
+	defer func() { cancel(); <-done }()
+	if ev := next(t, events); ev.Kind != engine.Resync {
+		t.Fatalf("first event %v, want Resync", ev.Kind)
+	}
+	counts := func() (subscribes, lists int) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.subscribes, f.lists
+	}
+	// Wait for several Lists after the first one.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, lists := counts(); lists >= 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the endpoint was not listed again")
+		}
+	}
+	if subs, lists := counts(); subs != 1 {
+		t.Errorf("%d subscriptions in %d Lists, want 1: the ended stream is subscribed to again", subs, lists)
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("event %v without a change", ev.Kind)
+	default:
+	}
+	f.mu.Lock()
+	f.containers = f.containers[:1]
+	f.mu.Unlock()
+	if ev := next(t, events); ev.Kind != engine.Resync {
+		t.Fatalf("after a change: %v, want Resync", ev.Kind)
 	}
 }
 

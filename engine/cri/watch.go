@@ -21,10 +21,11 @@ import (
 //
 // Each loop lists its endpoint, sends Resync, and then follows the
 // runtime's CRI event stream (GetContainerEvents, containerd 1.7 and later,
-// CRI-O 1.26 and later), sending Resync on every event. A runtime that
-// answers the stream with Unimplemented (containerd 1.6) is listed every
-// relist interval instead, and Resync is sent only when what it lists
-// changed. With a stream, the endpoint is still listed every 30 s, covering
+// CRI-O 1.26 and later with enable_pod_events), sending Resync on every
+// event. A runtime that answers the stream with Unimplemented (containerd
+// 1.6) or ends it cleanly (CRI-O without enable_pod_events, its default,
+// returns at once) is listed every relist interval instead, and Resync is
+// sent only when what it lists changed. With a stream, the endpoint is still listed every 30 s, covering
 // changes made while the stream was being set up. When an endpoint goes
 // away the loop sends Unavailable if no other endpoint is up, else Resync,
 // and tries again with a backoff.
@@ -40,6 +41,9 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 		<-done
 	}
 }
+
+// errStreamEnded is a CRI event stream the runtime ended without an error.
+var errStreamEnded = errors.New("event stream ended")
 
 // fingerprint is what a List of one endpoint showed, for change detection.
 func fingerprint(cs []engine.Container) string {
@@ -93,7 +97,7 @@ func (e *Engine) follow(ctx context.Context, ep *endpoint, events chan<- engine.
 				_, err := stream.Recv()
 				if err != nil {
 					if err == io.EOF {
-						err = fmt.Errorf("event stream ended")
+						err = errStreamEnded
 					}
 					streamed <- err
 					return
@@ -123,15 +127,20 @@ func (e *Engine) follow(ctx context.Context, ep *endpoint, events chan<- engine.
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-streamed:
-			if status.Code(err) != codes.Unimplemented {
+			if status.Code(err) != codes.Unimplemented && !errors.Is(err, errStreamEnded) {
 				if time.Since(opened) > maxBackoff {
 					bo.Reset()
 				}
 				return fmt.Errorf("CRI event stream: %w", err)
 			}
+			// No stream (containerd 1.6), or one the runtime ended
+			// cleanly (CRI-O without enable_pod_events ends it at once):
+			// list it periodically on this connection. A runtime that
+			// goes away fails a relist, and the next connection asks
+			// for the stream again.
 			interval, mode = e.relist, "relist"
 			tick.Reset(interval)
-			e.log.Debug("CRI runtime has no event stream; listing it periodically", "address", ep.address, "every", interval)
+			e.log.Debug("CRI runtime has no event stream; listing it periodically", "address", ep.address, "every", interval, "stream", err)
 		case <-changed:
 			// The event is applied by the resolver's List; the next
 			// periodic comparison starts from that.
