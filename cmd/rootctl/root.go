@@ -318,6 +318,33 @@ func (a *app) source(ctx context.Context) (source, error) {
 	return a.dial(ctx, a.socket)
 }
 
+// openSource starts a command's --timeout and opens its source; release
+// closes both.
+func (a *app) openSource() (context.Context, source, func(), error) {
+	ctx, cancel := a.context()
+	src, err := a.source(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, src, func() { src.Close(); cancel() }, nil
+}
+
+// openDaemon is openSource for the commands that always ask the daemon
+// (pid, cgroup, hostname).
+func (a *app) openDaemon(cmd *cobra.Command) (context.Context, daemon, func(), error) {
+	if err := a.socketOnly(cmd); err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := a.context()
+	d, err := a.dial(ctx, a.socket)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, d, func() { d.Close(); cancel() }, nil
+}
+
 func (a *app) lookupCommand(name, short, long string) *cobra.Command {
 	return &cobra.Command{
 		Use:               name + " NAME",
@@ -326,16 +353,11 @@ func (a *app) lookupCommand(name, short, long string) *cobra.Command {
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: a.completeNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.socketOnly(cmd); err != nil {
-				return err
-			}
-			ctx, cancel := a.context()
-			defer cancel()
-			d, err := a.dial(ctx, a.socket)
+			ctx, d, release, err := a.openDaemon(cmd)
 			if err != nil {
 				return err
 			}
-			defer d.Close()
+			defer release()
 			var out string
 			switch name {
 			case "pid":
@@ -378,16 +400,11 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 			return exactArgs(1, "NAME (or --pid PID)")(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.socketOnly(cmd); err != nil {
-				return err
-			}
-			ctx, cancel := a.context()
-			defer cancel()
-			d, err := a.dial(ctx, a.socket)
+			ctx, d, release, err := a.openDaemon(cmd)
 			if err != nil {
 				return err
 			}
-			defer d.Close()
+			defer release()
 			var out string
 			if byPID != 0 {
 				if out, err = d.HostNameByPID(ctx, byPID); err != nil {
@@ -541,13 +558,11 @@ match, a key given several times matches any of its values:
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.context()
-			defer cancel()
-			src, err := a.source(ctx)
+			ctx, src, release, err := a.openSource()
 			if err != nil {
 				return err
 			}
-			defer src.Close()
+			defer release()
 			all, err := src.List(ctx)
 			if err != nil {
 				return err
@@ -629,13 +644,11 @@ columns as ls (-o wide for all of them, -o json for labels too).
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.context()
-			defer cancel()
-			src, err := a.source(ctx)
+			ctx, src, release, err := a.openSource()
 			if err != nil {
 				return err
 			}
-			defer src.Close()
+			defer release()
 			c, err := src.Describe(ctx, args[0])
 			if err != nil {
 				if errors.Is(err, errors.ErrUnsupported) {
@@ -666,13 +679,11 @@ func (a *app) whichCommand() *cobra.Command {
 			if _, err := fmt.Sscan(args[0], &pid); err != nil || pid < 1 || fmt.Sprint(pid) != args[0] {
 				return usagef("bad PID %s", quoteName(args[0]))
 			}
-			ctx, cancel := a.context()
-			defer cancel()
-			src, err := a.source(ctx)
+			ctx, src, release, err := a.openSource()
 			if err != nil {
 				return err
 			}
-			defer src.Close()
+			defer release()
 			c, err := src.DescribePID(ctx, pid)
 			switch {
 			case err == nil:
@@ -706,13 +717,11 @@ unknown), container count by state and last error.`,
 			if err := checkOutput(output, []string{outTable, outJSON}); err != nil {
 				return err
 			}
-			ctx, cancel := a.context()
-			defer cancel()
-			src, err := a.source(ctx)
+			ctx, src, release, err := a.openSource()
 			if err != nil {
 				return err
 			}
-			defer src.Close()
+			defer release()
 			st, err := src.Status(ctx)
 			if err != nil {
 				return err
