@@ -269,3 +269,22 @@ type Env struct {
 	// replace it.
 	Getenv func(string) string
 }
+
+// DisplayName is the name people know a container by, from its names and
+// labels: the first name, without Docker's leading slash; for a Kubernetes
+// container whose only name is its name within its pod (the CRI engine's)
+// or that has no name (the containerd engine's), NAMESPACE/POD/CONTAINER
+// from its labels, which names it on the node; else "". A name of its own
+// that differs from the pod-local one (Docker's k8s_... names) is kept.
+// containers.name and rootctl's NAME column both show it.
+func DisplayName(names []string, labels map[string]string) string {
+	ns, pod, ctr := labels[LabelPodNamespace], labels[LabelPodName], labels[LabelContainerName]
+	triple := ns != "" && pod != "" && ctr != ""
+	if len(names) > 0 && names[0] != "" && (!triple || names[0] != ctr) {
+		return strings.TrimPrefix(names[0], "/")
+	}
+	if triple {
+		return ns + "/" + pod + "/" + ctr
+	}
+	return ""
+}

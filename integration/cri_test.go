@@ -218,29 +218,20 @@ func TestCRIRootd(t *testing.T) {
 		})
 	}
 
-	t.Run("rootctl ls shows it once, under cri", func(t *testing.T) {
-		out, err := exec.Command(bins.rootctl, "--config", "/dev/null", "--in-process", "--engines", "cri,containerd", "--cri-endpoint", n.sock,
-			"--containerd-address", n.sock, "ls").CombinedOutput()
-		t.Logf("rootctl ls:\n%s", out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		short := (engine.Container{ID: id}).ShortID()
-		var rows [][]string
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) == 6 && f[1] == short {
-				rows = append(rows, f)
-			}
-		}
-		if len(rows) != 1 || rows[0][0] != "cri" || rows[0][3] != "running" || rows[0][4] != strconv.Itoa(pid) || rows[0][5] != cgroup {
-			t.Errorf("rootctl ls rows for %s: %q; want one: cri, running, pid %d, cgroup %s", short, rows, pid, cgroup)
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "containerd ") {
-				t.Errorf("a CRI sandbox or container listed under containerd: %q", l)
-			}
-		}
-	})
+	// The daemon's view through the socket, and the same engines read
+	// in-process, each list the container once.
+	for _, ls := range []struct {
+		name string
+		args []string
+	}{
+		{"through the socket", []string{"--config", "/dev/null", "-s", both.socket, "ls"}},
+		{"in-process", []string{"--config", "/dev/null", "--in-process", "--engines", "cri,containerd", "--cri-endpoint", n.sock,
+			"--containerd-address", n.sock, "ls"}},
+	} {
+		t.Run("rootctl ls shows it once, under cri/"+ls.name, func(t *testing.T) {
+			checkCRILs(t, ls.args, id, pid, cgroup)
+		})
+	}
 
 	// Stop and remove through the CRI; each rootd sees it within the relist
 	// interval, without a restart.
@@ -400,5 +391,32 @@ func TestCRIPMDA(t *testing.T) {
 	})
 	if c, insts := instancesOf(pod.ID); c != 1 {
 		t.Errorf("the sandbox %s, still there, is listed %d times: %s", pod.ID, c, insts)
+	}
+}
+
+// checkCRILs runs rootctl with args and checks that its table lists the
+// container id once, under cri, running with pid and cgroup, and nothing of
+// the CRI's under containerd.
+func checkCRILs(t *testing.T, args []string, id string, pid int, cgroup string) {
+	t.Helper()
+	out, err := exec.Command(bins.rootctl, args...).CombinedOutput()
+	t.Logf("rootctl %s:\n%s", strings.Join(args, " "), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := (engine.Container{ID: id}).ShortID()
+	var rows [][]string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 6 && f[1] == short {
+			rows = append(rows, f)
+		}
+	}
+	if len(rows) != 1 || rows[0][0] != "cri" || rows[0][3] != "running" || rows[0][4] != strconv.Itoa(pid) || rows[0][5] != cgroup {
+		t.Errorf("rootctl ls rows for %s: %q; want one: cri, running, pid %d, cgroup %s", short, rows, pid, cgroup)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "containerd ") {
+			t.Errorf("a CRI sandbox or container listed under containerd: %q", l)
+		}
 	}
 }

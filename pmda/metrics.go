@@ -1,7 +1,6 @@
 package pmda
 
 import (
-	"strings"
 
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/resolver"
@@ -47,20 +46,11 @@ func bit(b bool) uint32 {
 // running is true for a container with an init process rootd can see.
 func running(c *resolver.Listed) bool { return c.State.HasProcess() && c.PID > 0 }
 
-// DisplayName is what containers.name reports: the container's first name;
-// for a Kubernetes container whose only name is its name within its pod
-// (the CRI engine's) or that has no name (the containerd engine's),
-// NAMESPACE/POD/CONTAINER from its labels, which names it on the node;
-// else "?", as pmdaroot does. A name of its own that differs from the
-// pod-local one (Docker's k8s_... names) is kept.
+// DisplayName is what containers.name reports: engine.DisplayName, or
+// "?" for a container with no name, as pmdaroot does.
 func DisplayName(c engine.Container) string {
-	ns, pod, ctr := c.Labels[engine.LabelPodNamespace], c.Labels[engine.LabelPodName], c.Labels[engine.LabelContainerName]
-	triple := ns != "" && pod != "" && ctr != ""
-	if len(c.Names) > 0 && c.Names[0] != "" && (!triple || c.Names[0] != ctr) {
-		return strings.TrimPrefix(c.Names[0], "/")
-	}
-	if triple {
-		return ns + "/" + pod + "/" + ctr
+	if n := engine.DisplayName(c.Names, c.Labels); n != "" {
+		return n
 	}
 	return "?"
 }
