@@ -93,7 +93,7 @@ type Server struct {
 
 	view      Viewer
 	viewSlots *viewSlots // one per view reply in progress
-	features  int32         // announced in INFO
+	features  int32      // announced in INFO
 
 	mu       sync.Mutex
 	conns    map[*net.UnixConn]struct{}
