@@ -118,6 +118,18 @@ func (s *Set) byPrecedence(names []string) []string {
 // Names lists the engines this set can open.
 func (s *Set) Names() []string { return slices.Clone(s.names) }
 
+// Check reports an error for the first name that is not an engine of this
+// set, listing the known ones; Open makes the same check. It opens
+// nothing, so a configuration can be checked without starting anything.
+func (s *Set) Check(names []string) error {
+	for _, name := range names {
+		if _, ok := s.openers[name]; !ok {
+			return fmt.Errorf("unknown engine %q (known: %v)", name, s.names)
+		}
+	}
+	return nil
+}
+
 // Open opens the named engines, or every registered engine when names is
 // empty, and returns them highest precedence first: the order in which the
 // resolver lets one engine's view of a container win over another's. An
@@ -126,10 +138,8 @@ func (s *Set) Open(env Env, names []string) ([]Engine, error) {
 	if len(names) == 0 {
 		names = s.names
 	}
-	for _, name := range names {
-		if _, ok := s.openers[name]; !ok {
-			return nil, fmt.Errorf("unknown engine %q (known: %v)", name, s.names)
-		}
+	if err := s.Check(names); err != nil {
+		return nil, err
 	}
 	names = s.byPrecedence(names)
 	if env.Log == nil {

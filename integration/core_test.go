@@ -114,7 +114,7 @@ func TestPeerCredentials(t *testing.T) {
 // TestSecondInstanceRefused: a live socket is never stolen.
 func TestSecondInstanceRefused(t *testing.T) {
 	d := startRootd(t, nil, "--engines", "static")
-	out, err := exec.Command(bins.rootd, "-s", d.socket, "--engines", "static").CombinedOutput()
+	out, err := exec.Command(bins.rootd, "--config", os.DevNull, "-s", d.socket, "--engines", "static").CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 		t.Fatalf("second rootd on a live socket: %v\n%s", err, out)

@@ -97,12 +97,14 @@ func startRootd(t *testing.T, env []string, args ...string) *daemon {
 	return launchRootd(t, socket, append(os.Environ(), env...), append([]string{"-s", socket, "--log-level", "debug"}, args...)...)
 }
 
-// launchRootd starts rootd with exactly env and args, expecting it on
-// socket, waits until it answers there, and stops it at cleanup.
+// launchRootd starts rootd with exactly env and args (plus --config
+// /dev/null unless args name a configuration file: see noHostConfig),
+// expecting it on socket, waits until it answers there, and stops it at
+// cleanup.
 func launchRootd(t *testing.T, socket string, env []string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{socket: socket, done: make(chan error, 1)}
-	d.cmd = exec.Command(bins.rootd, args...)
+	d.cmd = exec.Command(bins.rootd, noHostConfig(args)...)
 	d.cmd.Env = env
 	d.cmd.Stdout = lockedWriter{d}
 	d.cmd.Stderr = lockedWriter{d} // the agents' standard error too
@@ -133,6 +135,18 @@ func launchRootd(t *testing.T, socket string, env []string, args ...string) *dae
 	}
 	t.Cleanup(func() { d.stop(t) })
 	return d
+}
+
+// noHostConfig puts --config /dev/null before args unless they already
+// give --config: a rootd the tests start must not read the host's
+// /etc/rootd/rootd.conf (a second --config would override the test's own).
+func noHostConfig(args []string) []string {
+	for _, a := range args {
+		if a == "--config" || a == "-config" || strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config=") {
+			return args
+		}
+	}
+	return append([]string{"--config", os.DevNull}, args...)
 }
 
 func (d *daemon) stop(t *testing.T) {

@@ -37,7 +37,7 @@ func startPipedRootd(t *testing.T, socket string, args ...string) *pipedRootd {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pipedRootd{socket: socket, log: filepath.Join(dir, "root.log"), done: make(chan error, 1)}
-	p.cmd = exec.Command(bins.rootd, append([]string{"--pmda", "-s", socket, "-l", p.log, "--log-level", "debug"}, args...)...)
+	p.cmd = exec.Command(bins.rootd, noHostConfig(append([]string{"--pmda", "-s", socket, "-l", p.log, "--log-level", "debug"}, args...))...)
 	p.cmd.Env = append(os.Environ(), mixedEnv()...)
 	var err error
 	if p.in, err = p.cmd.StdinPipe(); err != nil {

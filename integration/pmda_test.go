@@ -44,7 +44,7 @@ func newPMCDStack(t *testing.T, rootdArgs ...string) *pmcdStack {
 	dir := t.TempDir()
 	s := &pmcdStack{pcp: pcp, dir: dir, conf: filepath.Join(dir, "pcp.conf"), socket: filepath.Join(dir, "pmcd.socket"),
 		rootSock: filepath.Join(dir, "var", "pmcd", "root.socket"), rootLog: filepath.Join(dir, "log", "pmcd", "root.log")}
-	s.rootArgs = append([]string{"--log-level", "debug"}, rootdArgs...)
+	s.rootArgs = noHostConfig(append([]string{"--log-level", "debug"}, rootdArgs...))
 	for _, d := range []string{"var/pmcd", "log/pmcd", "run", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -471,7 +471,7 @@ containers.cgroup
 	// rootd through it, and that one answers containers.* without
 	// touching the socket.
 	t.Run("socket owned by a standalone rootd", func(t *testing.T) {
-		owner := exec.Command(bins.rootd, "-s", s.rootSock, "--containerd-address", containerdSocket())
+		owner := exec.Command(bins.rootd, "--config", os.DevNull, "-s", s.rootSock, "--containerd-address", containerdSocket())
 		owner.Env = s.env()
 		var ownerLog bytes.Buffer
 		owner.Stdout, owner.Stderr = &ownerLog, &ownerLog

@@ -58,7 +58,9 @@ type Config struct {
 	// wire.FeatureView and refuses those requests with EOPNOTSUPP.
 	View Viewer
 	// ViewConcurrency bounds the view replies in progress at once
-	// (default DefaultViewConcurrency).
+	// (default DefaultViewConcurrency). One of the slots is kept for root
+	// (uid 0), so 1 leaves the view requests to root alone; a uid other
+	// than root holds at most one slot at a time.
 	ViewConcurrency int
 	// Version and Commit are what STATUS reports (default: this build's);
 	// Started is when the daemon started (default: when NewServer ran).
@@ -67,6 +69,9 @@ type Config struct {
 
 	// now is the clock of log rate limiting; tests replace it.
 	now func() time.Time
+	// peerHook, set by tests, changes the credentials read from a
+	// connection (to play a non-root peer without being one).
+	peerHook func(conn *net.UnixConn, p Peer) Peer
 }
 
 // DefaultMaxConnections is far above what a host needs (pmcd holds two
@@ -87,8 +92,8 @@ type Server struct {
 	stats   serverStats
 
 	view      Viewer
-	viewSlots chan struct{} // one per view reply in progress
-	features  int32         // announced in INFO
+	viewSlots *viewSlots // one per view reply in progress
+	features  int32      // announced in INFO
 
 	mu       sync.Mutex
 	conns    map[*net.UnixConn]struct{}
@@ -131,7 +136,7 @@ func NewServer(cfg Config) *Server {
 	if v, ok := cfg.Resolver.(Viewer); ok && s.view == nil {
 		s.view = v
 	}
-	s.viewSlots = make(chan struct{}, cfg.ViewConcurrency)
+	s.viewSlots = newViewSlots(cfg.ViewConcurrency)
 	s.features = wire.AllFeatures
 	if s.view != nil {
 		s.features |= wire.FeatureView
@@ -307,6 +312,9 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		s.stats.refusedCreds.Add(1)
 		s.logLimited(s.log, noUID, slog.LevelWarn, "cannot read peer credentials, closing", "err", err)
 		return
+	}
+	if s.cfg.peerHook != nil {
+		peer = s.cfg.peerHook(conn, peer)
 	}
 	log := s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)
 	if !s.cfg.Access.Allows(peer) {

@@ -33,6 +33,29 @@ type trusted struct {
 	Stat unix.Stat_t
 }
 
+// TrustedFile returns the canonical path of the regular file path names,
+// once it has checked, as for the programs rootd starts (resolveTrusted),
+// that only root can change it: the file, every directory on the way to it
+// and every symbolic link followed (and the directory holding it) are owned
+// by root and not writable by group or others (a root-owned sticky
+// directory such as /tmp excepted), and none is on FUSE. Reading the
+// canonical path then reads the file that was checked. rootd reads its
+// configuration file, which can grant root-equivalent access, this way. A
+// relative path is taken from the working directory. Errors wrap
+// ErrUntrusted, or the error of the lookup (fs.ErrNotExist for a missing
+// component).
+func TrustedFile(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	t, err := resolveTrusted(abs, false)
+	if err != nil {
+		return "", err
+	}
+	return t.Path, nil
+}
+
 // resolveTrusted walks path one component at a time from "/", the way the
 // kernel does, without following anything it has not checked: each
 // directory, each symbolic link (and the directory holding it) and the file

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,9 +33,93 @@ type Viewer interface {
 // DefaultViewConcurrency bounds the view replies being built or sent at
 // once, server-wide. A listing's document is held whole while it is sent
 // (a few MiB for 10,000 containers), so without a bound the clients an
-// allowed peer may open (MaxConnections) could each hold one. Lookups never
-// wait for these slots.
+// allowed peer may open (MaxConnections) could each hold one. A slot is
+// held until the whole reply is written (up to WriteTimeout), so the slots
+// are shared out (see viewSlots): one is root's alone, and a uid other than
+// root holds at most one at a time. Lookups never wait for these slots.
 const DefaultViewConcurrency = 4
+
+// viewSlots hands out the view slots. Without the per-uid bound and the
+// slot kept for root, one allowed user opening a few connections that send
+// LIST and never read the reply would keep every slot busy, and root's
+// rootctl ls/status would get EBUSY for as long as that went on.
+type viewSlots struct {
+	shared chan struct{} // the slots anyone may take: n-1
+	root   chan struct{} // the slot only root (uid 0) may take
+	mu     sync.Mutex
+	byUID  map[uint32]*uidTurn // non-root uids with a view request under way
+}
+
+// uidTurn is one uid's single slot token, and how many of its requests
+// hold or wait for it.
+type uidTurn struct {
+	token chan struct{}
+	refs  int
+}
+
+func newViewSlots(n int) *viewSlots {
+	return &viewSlots{shared: make(chan struct{}, n-1), root: make(chan struct{}, 1), byUID: map[uint32]*uidTurn{}}
+}
+
+// inUse is the number of slots held.
+func (v *viewSlots) inUse() int { return len(v.shared) + len(v.root) }
+
+// acquire takes a slot for a request from uid, waiting until done is
+// closed at most; it returns the function that gives the slot back, or nil
+// when none came free in time. Root may take any slot; another uid takes
+// its turn among its own requests first, then a shared slot.
+func (v *viewSlots) acquire(uid uint32, done <-chan struct{}) (release func()) {
+	if uid == 0 {
+		select {
+		case v.shared <- struct{}{}:
+			return func() { <-v.shared }
+		case v.root <- struct{}{}:
+			return func() { <-v.root }
+		default:
+		}
+		select {
+		case v.shared <- struct{}{}:
+			return func() { <-v.shared }
+		case v.root <- struct{}{}:
+			return func() { <-v.root }
+		case <-done:
+			return nil
+		}
+	}
+	v.mu.Lock()
+	turn := v.byUID[uid]
+	if turn == nil {
+		turn = &uidTurn{token: make(chan struct{}, 1)}
+		v.byUID[uid] = turn
+	}
+	turn.refs++
+	v.mu.Unlock()
+	leave := func() {
+		v.mu.Lock()
+		if turn.refs--; turn.refs == 0 {
+			delete(v.byUID, uid)
+		}
+		v.mu.Unlock()
+	}
+	select {
+	case turn.token <- struct{}{}:
+	case <-done:
+		leave()
+		return nil
+	}
+	select {
+	case v.shared <- struct{}{}:
+	case <-done:
+		<-turn.token
+		leave()
+		return nil
+	}
+	return func() {
+		<-v.shared
+		<-turn.token
+		leave()
+	}
+}
 
 // publicLabels are the labels every allowed peer sees: the Kubernetes
 // identity, which such a peer can already test for with
@@ -85,16 +170,11 @@ func (ss *session) view(ctx context.Context, start time.Time, hdr wire.Header, p
 	}
 	lazy := newLazyDeadline(ctx, start.Add(ss.srv.cfg.RequestTimeout))
 	defer lazy.release()
-	select {
-	case ss.srv.viewSlots <- struct{}{}:
-	default:
-		select {
-		case ss.srv.viewSlots <- struct{}{}:
-		case <-lazy.Done():
-			return ss.replyView(replyType, -int32(syscall.EBUSY), wire.ViewDocument{Error: "too many view requests at once; try again"})
-		}
+	release := ss.srv.viewSlots.acquire(ss.peer.UID, lazy.Done())
+	if release == nil {
+		return ss.replyView(replyType, -int32(syscall.EBUSY), wire.ViewDocument{Error: "too many view requests at once; try again"})
 	}
-	defer func() { <-ss.srv.viewSlots }()
+	defer release()
 
 	var (
 		status int32
@@ -217,3 +297,6 @@ func (ss *session) replyView(t wire.Type, status int32, doc wire.ViewDocument) b
 	}
 	return true
 }
+
+// viewSlotsInUse is the number of view slots held.
+func (s *Server) viewSlotsInUse() int { return s.viewSlots.inUse() }

@@ -390,7 +390,7 @@ func TestViewDoesNotBlockLookups(t *testing.T) {
 		held <- err
 	}()
 	// Wait until the slow DESCRIBE holds the slot.
-	for deadline := time.Now().Add(5 * time.Second); len(ts.srv.viewSlots) == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); ts.srv.viewSlotsInUse() == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("slow DESCRIBE never took the slot")
 		}

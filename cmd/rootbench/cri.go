@@ -496,7 +496,7 @@ func countPrefix(ids []string, prefix string) int {
 
 // startCRIRootd starts rootd with the CRI engine alone on criSock.
 func startCRIRootd(rootd, work, socket, criSock string) (*Server, error) {
-	cmd := exec.Command(rootd, "-s", socket, "-l", filepath.Join(work, "rootd.log"), "--log-level", "warn",
+	cmd := exec.Command(rootd, "--config", os.DevNull, "-s", socket, "-l", filepath.Join(work, "rootd.log"), "--log-level", "warn",
 		"--engines", "cri", "--cri-endpoint", criSock)
 	cmd.Env = cleanEnv()
 	return newServer("rootd", socket, cmd, nil)

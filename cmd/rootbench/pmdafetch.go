@@ -257,7 +257,7 @@ func measurePMDA(ctx context.Context, c pmdaConfig, agent, work string, env []st
 	rootLog := filepath.Join(work, "root.log")
 	var rootLine string
 	if agent == "rootd" {
-		rootLine = fmt.Sprintf("root\t1\tpipe\tbinary\t%s --pmda --engines docker -s %s -l %s --pmcd-conf %s", c.rootd, socket, rootLog, conf)
+		rootLine = fmt.Sprintf("root\t1\tpipe\tbinary\t%s --config /dev/null --pmda --engines docker -s %s -l %s --pmcd-conf %s", c.rootd, socket, rootLog, conf)
 	} else {
 		rootLine = fmt.Sprintf("root\t1\tpipe\tbinary\t%s -s %s -l %s", c.pmdaroot, socket, rootLog)
 	}

@@ -251,7 +251,9 @@ type Tools struct {
 // StartRootd starts rootd on socket with env added to its environment.
 // engines is its --engines value ("" for all).
 func StartRootd(t Tools, work, socket, engines string, env []string) (*Server, error) {
-	args := []string{"-s", socket, "-l", filepath.Join(work, "rootd.log"), "--log-level", "warn"}
+	// --config /dev/null: the host's /etc/rootd/rootd.conf must not change
+	// what is measured.
+	args := []string{"--config", os.DevNull, "-s", socket, "-l", filepath.Join(work, "rootd.log"), "--log-level", "warn"}
 	if engines != "" {
 		args = append(args, "--engines", engines)
 	}

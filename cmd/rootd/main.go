@@ -55,7 +55,13 @@ name ([docker] host sets --docker-host), and [rootd] whose keys are the
 flags below (log-file for -l). A flag on the command line wins over the
 file, the file over the environment (DOCKER_HOST, CONTAINERD_ADDRESS,
 PCP_*), the environment over the default. An absent default file is no
-error; an absent --config file, an unknown key or a bad value is (exit 2).
+error; an absent --config file, an unknown key or a bad value is (exit 2),
+and so is a file that is not a regular file owned by root and not
+writable by group or others, in directories that are root's and not
+writable by group or others (the file can grant root-equivalent access).
+--config /dev/null reads no file. --check-config checks the configuration
+(file and flags) without starting anything: exit 0 if rootd would start
+with it, 2 if not.
 
 Flags:
 `
@@ -100,7 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		allowExec  cli.List
 		reqTimeout = fs.Duration("request-timeout", 5*time.Second, "longest one container lookup may take")
 		readTO     = fs.Duration("read-timeout", 5*time.Second, "longest a client may take to send the rest of a request once begun")
-		showVer    = fs.Bool("version", false, "print the version, commit and commit date, then exit")
+		showVer    = fs.Bool("version", false, "print the version, commit and commit date, then exit (reads no configuration file)")
+		checkOnly  = fs.Bool("check-config", false, "check the configuration (file and flags: keys, values, the file's ownership, user, group and engine names, the metrics address) and exit: 0 if rootd would start with it, 2 if not; nothing is opened or started")
 		maxConns   = fs.Int("max-connections", rootd.DefaultMaxConnections, "most clients connected at once; more are closed before the greeting")
 	)
 	fs.Var(&engines, "engines", "comma-separated `engines` to use (default: all compiled in: "+strings.Join(driverNames(), ", ")+")")
@@ -129,19 +136,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rootd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	// Before --version, so that "rootd --config FILE --version" checks a
-	// file without starting anything.
-	if err := applyConfig(fs, *configPath); err != nil {
-		fmt.Fprintf(stderr, "rootd: %v\n", err)
-		return 2
-	}
 	if *showVer {
 		fmt.Fprintln(stdout, version.Get().String("rootd"))
 		return 0
 	}
-	if *maxConns < 1 {
-		fmt.Fprintf(stderr, "rootd: --max-connections must be at least 1\n")
+	// Everything a configuration can get wrong is checked here, before
+	// anything is opened, so that --check-config checks exactly what start
+	// would refuse, and each such mistake is exit status 2.
+	if err := applyConfig(fs, *configPath); err != nil {
+		fmt.Fprintf(stderr, "rootd: %v\n", err)
 		return 2
+	}
+	access, err := checkSettings(settings{
+		logLevel: *logLevel, logFormat: *logFormat, metricsAt: *metricsAt, maxConns: *maxConns,
+		allowUIDs: allowUIDs, allowGIDs: allowGIDs, engines: engines, set: set,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "rootd: %v\n", err)
+		return 2
+	}
+	if *checkOnly {
+		fmt.Fprintf(stdout, "rootd: configuration OK (%s)\n", describeConfig(fs, *configPath))
+		return 0
 	}
 
 	logOut, err := pm.openLog(*logPath, pcp, stderr)
@@ -167,10 +183,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if metricsLn, err = metrics.Listen(*metricsAt); err != nil {
 			log.Error("--metrics-address", "err", err)
 			fmt.Fprintf(stderr, "rootd: --metrics-address: %v\n", err)
-			if errors.Is(err, metrics.ErrNotLoopback) {
-				return 2
-			}
-			return 1
+			return 1 // its form was checked above: this is the listen failing
 		}
 		defer metricsLn.Close()
 	}
@@ -179,13 +192,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Warn("not reporting readiness to systemd", "err", err)
 	}
 
-	access := rootd.Access{}
-	if access.UIDs, err = cli.UIDs(allowUIDs); err != nil {
-		return fail("--allow-uid", err)
-	}
-	if access.GIDs, err = cli.GIDs(allowGIDs); err != nil {
-		return fail("--allow-gid", err)
-	}
 	if u, err := user.Lookup(pcp.User); err == nil {
 		ids, _ := cli.UIDs([]string{u.Uid})
 		for id := range ids {
@@ -361,6 +367,56 @@ func reopenOnHangup(ctx context.Context, hup <-chan os.Signal, out *logfile.Log,
 	}
 }
 
+// settings are the values checkSettings checks.
+type settings struct {
+	logLevel, logFormat, metricsAt string
+	maxConns                       int
+	allowUIDs, allowGIDs, engines  []string
+	set                            *engine.Set
+}
+
+// checkSettings checks every value that the flags' own Set does not,
+// opening nothing, and returns the access the allow lists grant. An error
+// is a configuration mistake (exit status 2).
+func checkSettings(s settings) (rootd.Access, error) {
+	var access rootd.Access
+	if _, err := cli.Logger(io.Discard, s.logLevel, s.logFormat); err != nil {
+		return access, err
+	}
+	if s.maxConns < 1 {
+		return access, errors.New("--max-connections must be at least 1")
+	}
+	if s.metricsAt != "" {
+		if err := metrics.CheckAddress(s.metricsAt); err != nil {
+			return access, fmt.Errorf("--metrics-address: %w", err)
+		}
+	}
+	var err error
+	if access.UIDs, err = cli.UIDs(s.allowUIDs); err != nil {
+		return access, fmt.Errorf("--allow-uid: %w", err)
+	}
+	if access.GIDs, err = cli.GIDs(s.allowGIDs); err != nil {
+		return access, fmt.Errorf("--allow-gid: %w", err)
+	}
+	if err := s.set.Check(s.engines); err != nil {
+		return access, fmt.Errorf("--engines: %w", err)
+	}
+	return access, nil
+}
+
+// describeConfig says which configuration file --check-config checked.
+func describeConfig(fs *flag.FlagSet, path string) string {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	switch _, err := os.Stat(path); {
+	case path == os.DevNull:
+		return "no configuration file"
+	case err != nil && !explicit:
+		return "no configuration file: " + path + " is absent"
+	}
+	return path
+}
+
 // applyConfig gives every flag the command line left unset its value from
 // the configuration file, if the file has one.
 func applyConfig(fs *flag.FlagSet, path string) error {
@@ -372,8 +428,10 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 		Top:     map[string]string{"socket": "s", "engines": "engines"},
 		Engines: config.EngineKeys(engine.Drivers()),
 	}
-	schema.Section = config.ProgramKeys(fs, schema, map[string]string{"l": "log-file"}, "version", "config")
-	f, err := config.Load(path, explicit, schema)
+	schema.Section = config.ProgramKeys(fs, schema, map[string]string{"l": "log-file"}, "version", "config", "check-config")
+	// The file can grant root-equivalent access (allow-uid, allow-gid,
+	// allow-exec): only one that root alone can change is read.
+	f, err := config.LoadTrusted(path, explicit, schema, rootd.TrustedFile)
 	if err != nil {
 		return err
 	}

@@ -25,9 +25,21 @@ const daemonEnv = "ROOTD_TEST_RUN_AS_DAEMON"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(daemonEnv) == "1" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(run(withTestConfig(os.Args[1:]), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
+}
+
+// withTestConfig adds --config /dev/null to the arguments of a daemon a
+// test starts, unless they name a configuration file: the host's
+// /etc/rootd/rootd.conf must not change what a test runs.
+func withTestConfig(args []string) []string {
+	for _, a := range args {
+		if a == "--config" || a == "-config" || strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config=") {
+			return args
+		}
+	}
+	return append([]string{"--config", os.DevNull}, args...)
 }
 
 type daemon struct {
@@ -316,4 +328,23 @@ func TestAgentsInheritNoSignalStateNorNotifySocket(t *testing.T) {
 		t.Errorf("agent output incomplete:\n%s", out)
 	}
 	d.stop(t)
+}
+
+// The daemons the tests start read no host configuration: --config
+// /dev/null is added unless the test gives its own --config, never twice.
+func TestWithTestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--config /dev/null"},
+		{[]string{"-s", "x", "--engines", "static"}, "--config /dev/null -s x --engines static"},
+		{[]string{"--config", "my.conf", "-s", "x"}, "--config my.conf -s x"},
+		{[]string{"-s", "x", "--config=my.conf"}, "-s x --config=my.conf"},
+		{[]string{"-config", "my.conf"}, "-config my.conf"},
+	} {
+		if got := strings.Join(withTestConfig(tc.args), " "); got != tc.want {
+			t.Errorf("withTestConfig(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
 }

@@ -124,7 +124,9 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"-s", socket, "-l", logPath, "--log-level", "warn", "--engines", c.engines, "--allow-exec", cat}
+	// --config /dev/null: the host's /etc/rootd/rootd.conf must not change
+	// what the soak runs.
+	args := []string{"--config", os.DevNull, "-s", socket, "-l", logPath, "--log-level", "warn", "--engines", c.engines, "--allow-exec", cat}
 	if slices.Contains(engines, "containerd") {
 		args = append(args, "--containerd-address", c.containerd)
 	}

@@ -50,6 +50,10 @@ type fakeCRI struct {
 	// eventsOff makes GetContainerEvents end at once without an error, as
 	// CRI-O does unless enable_pod_events is set.
 	eventsOff bool
+	// eventsEndAfter, when not zero, ends a stream without an error that
+	// long after it was opened (with events nil), as a runtime restarting
+	// gracefully does; an event with ContainerId endStream ends it at once.
+	eventsEndAfter time.Duration
 	// subscribes and lists count GetContainerEvents and ListContainers
 	// calls.
 	subscribes, lists int
@@ -110,10 +114,18 @@ func (f *fakeCRI) ContainerStatus(_ context.Context, r *runtimeapi.ContainerStat
 func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s grpc.ServerStreamingServer[runtimeapi.ContainerEventResponse]) error {
 	f.mu.Lock()
 	f.subscribes++
-	off := f.eventsOff
+	off, endAfter := f.eventsOff, f.eventsEndAfter
 	f.mu.Unlock()
 	if off {
 		return nil
+	}
+	var end <-chan time.Time
+	if endAfter > 0 {
+		end = time.After(endAfter)
+		if f.events == nil {
+			<-end
+			return nil
+		}
 	}
 	if f.events == nil {
 		return status.Error(codes.Unimplemented, "method GetContainerEvents not implemented")
@@ -122,9 +134,14 @@ func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s grpc.Serv
 		select {
 		case <-s.Context().Done():
 			return nil
+		case <-end:
+			return nil
 		case ev := <-f.events:
 			if ev == nil {
 				return status.Error(codes.Internal, "stream broke")
+			}
+			if ev.ContainerId == endStream {
+				return nil
 			}
 			if err := s.Send(ev); err != nil {
 				return err
@@ -132,6 +149,10 @@ func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s grpc.Serv
 		}
 	}
 }
+
+// endStream, as the ContainerId of an event sent to fakeCRI.events, ends
+// the stream without an error instead of being sent.
+const endStream = "end-of-stream"
 
 func (f *fakeCRI) callsOf(id string) int {
 	f.mu.Lock()
@@ -454,6 +475,74 @@ func TestWatchStreamEndedAtOnceRelists(t *testing.T) {
 	f.mu.Unlock()
 	if ev := next(t, events); ev.Kind != engine.Resync {
 		t.Fatalf("after a change: %v, want Resync", ev.Kind)
+	}
+}
+
+// A stream that delivered events, or lived longer than a moment, and then
+// ended without an error is a runtime restarting gracefully, not one
+// without events: the engine subscribes again (with its backoff) instead
+// of falling back to relisting for good.
+func TestWatchStreamEndedLaterResubscribes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		endAfter time.Duration // the stream ends this long after it opened, with no event
+	}{
+		{"after an event", 0},
+		{"after a while without events", streamEndedAtOnce + 500*time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			if tc.endAfter > 0 {
+				f.eventsEndAfter = tc.endAfter
+			} else {
+				f.events = make(chan *runtimeapi.ContainerEventResponse)
+			}
+			e, err := Open(quiet(), []string{serve(t, f)}, time.Hour) // no relist to help
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			events := make(chan engine.Event, 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); e.Watch(ctx, events) }()
+			defer func() { cancel(); <-done }()
+			if ev := next(t, events); ev.Kind != engine.Resync {
+				t.Fatalf("first event %v, want Resync", ev.Kind)
+			}
+			if tc.endAfter == 0 {
+				f.events <- &runtimeapi.ContainerEventResponse{ContainerId: ctrID}
+				if ev := next(t, events); ev.Kind != engine.Resync {
+					t.Fatalf("after an event: %v, want Resync", ev.Kind)
+				}
+				f.events <- &runtimeapi.ContainerEventResponse{ContainerId: endStream}
+			}
+			// The engine subscribes again, and resyncs on doing so.
+			if ev := next(t, events); ev.Kind != engine.Resync {
+				t.Fatalf("after the stream ended: %v, want Resync", ev.Kind)
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				f.mu.Lock()
+				subs := f.subscribes
+				f.mu.Unlock()
+				if subs >= 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d subscriptions: the engine did not subscribe again", subs)
+				}
+			}
+			if tc.endAfter == 0 {
+				select {
+				case f.events <- &runtimeapi.ContainerEventResponse{ContainerId: ctrID}:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no new stream takes events")
+				}
+				if ev := next(t, events); ev.Kind != engine.Resync {
+					t.Fatalf("after an event on the new stream: %v, want Resync", ev.Kind)
+				}
+			}
+		})
 	}
 }
 

@@ -23,10 +23,14 @@ import (
 // runtime's CRI event stream (GetContainerEvents, containerd 1.7 and later,
 // CRI-O 1.26 and later with enable_pod_events), sending Resync on every
 // event. A runtime that answers the stream with Unimplemented (containerd
-// 1.6) or ends it cleanly (CRI-O without enable_pod_events, its default,
-// returns at once) is listed every relist interval instead, and Resync is
-// sent only when what it lists changed. With a stream, the endpoint is still listed every 30 s, covering
-// changes made while the stream was being set up. When an endpoint goes
+// 1.6) or ends it cleanly at once without an event (CRI-O without
+// enable_pod_events, its default, returns at once: within
+// streamEndedAtOnce) is listed every relist interval instead, and Resync is
+// sent only when what it lists changed. A stream that ends cleanly after
+// an event, or after streamEndedAtOnce, is a runtime restarting gracefully:
+// the loop subscribes again, as for a broken stream. With a stream, the
+// endpoint is still listed every 30 s, covering changes made while the
+// stream was being set up. When an endpoint goes
 // away the loop sends Unavailable if no other endpoint is up, else Resync,
 // and tries again with a backoff.
 func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
@@ -42,8 +46,20 @@ func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
 	}
 }
 
-// errStreamEnded is a CRI event stream the runtime ended without an error.
+// errStreamEnded is a CRI event stream the runtime ended without an error
+// after it had delivered an event or lived a while: a runtime restarting
+// gracefully. The engine subscribes again.
 var errStreamEnded = errors.New("event stream ended")
+
+// errNoStream is a CRI event stream the runtime ended without an error and
+// without an event within streamEndedAtOnce of opening it: CRI-O without
+// enable_pod_events does that. The engine lists the endpoint periodically
+// instead.
+var errNoStream = errors.New("event stream ended at once, without events")
+
+// streamEndedAtOnce is how soon after it was opened a stream that ended
+// cleanly, without an event, means a runtime that serves no events.
+const streamEndedAtOnce = time.Second
 
 // fingerprint is what a List of one endpoint showed, for change detection.
 func fingerprint(cs []engine.Container) string {
@@ -88,20 +104,26 @@ func (e *Engine) follow(ctx context.Context, ep *endpoint, events chan<- engine.
 	// might have missed.
 	streamed := make(chan error, 1)
 	changed := make(chan struct{}, 1)
+	subscribed := time.Now()
 	stream, err := ep.rt.GetContainerEvents(sctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {
 		streamed <- err
 	} else {
 		go func() {
+			delivered := false
 			for {
 				_, err := stream.Recv()
 				if err != nil {
 					if err == io.EOF {
 						err = errStreamEnded
+						if !delivered && time.Since(subscribed) < streamEndedAtOnce {
+							err = errNoStream
+						}
 					}
 					streamed <- err
 					return
 				}
+				delivered = true
 				select {
 				case changed <- struct{}{}:
 				default:
@@ -127,17 +149,20 @@ func (e *Engine) follow(ctx context.Context, ep *endpoint, events chan<- engine.
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-streamed:
-			if status.Code(err) != codes.Unimplemented && !errors.Is(err, errStreamEnded) {
+			if status.Code(err) != codes.Unimplemented && !errors.Is(err, errNoStream) {
+				// Broken, or ended cleanly after events or a while (a
+				// graceful runtime restart): subscribe again, with the
+				// backoff.
 				if time.Since(opened) > maxBackoff {
 					bo.Reset()
 				}
 				return fmt.Errorf("CRI event stream: %w", err)
 			}
 			// No stream (containerd 1.6), or one the runtime ended
-			// cleanly (CRI-O without enable_pod_events ends it at once):
-			// list it periodically on this connection. A runtime that
-			// goes away fails a relist, and the next connection asks
-			// for the stream again.
+			// cleanly at once without an event (CRI-O without
+			// enable_pod_events): list it periodically on this
+			// connection. A runtime that goes away fails a relist, and
+			// the next connection asks for the stream again.
 			interval, mode = e.relist, "relist"
 			tick.Reset(interval)
 			e.log.Debug("CRI runtime has no event stream; listing it periodically", "address", ep.address, "every", interval, "stream", err)

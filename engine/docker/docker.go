@@ -7,7 +7,8 @@
 //     cannot be reached, List falls back to reading the daemon's on-disk
 //     state (see below), trusting a "running" container only when its PID
 //     still is a process inside that container.
-//   - On-disk mode, chosen by --docker-dir or $PCP_DOCKER_DIR: the files under
+//   - On-disk mode, chosen by --docker-dir, or by $PCP_DOCKER_DIR when no
+//     --docker-host is set (flag or file): the files under
 //     DIR/containers are the truth, exactly as PCP's pmdaroot reads them (PCP
 //     QA feeds pmdaroot such directories, with PIDs that do not exist on the
 //     test host). inotify keeps the resolver fresh.
@@ -50,7 +51,7 @@ func configure(fs *flag.FlagSet) engine.OpenFunc {
 		"Docker API address (default $DOCKER_HOST, else "+defaultHost+")")
 	dir := fs.String("docker-dir", "",
 		"read containers only from this Docker state directory (DIR/containers/*/config.v2.json), "+
-			"never from the API (default $PCP_DOCKER_DIR; unset means use the API)")
+			"never from the API (default $PCP_DOCKER_DIR unless --docker-host is set; unset means use the API)")
 	root := fs.String("docker-data-root", defaultRoot,
 		"dockerd's --data-root, whose state is read while the API does not answer (local unix:// hosts only)")
 	return func(env engine.Env) (engine.Engine, error) {
@@ -62,8 +63,14 @@ func open(env engine.Env, host, dir string) (engine.Engine, error) {
 	return openRoot(env, host, dir, defaultRoot)
 }
 
+// openRoot opens the engine. What was set explicitly (a flag, or the
+// configuration file through the flag) wins over the environment, as
+// everywhere in rootd (flag > file > environment > default): --docker-dir,
+// then --docker-host, then $PCP_DOCKER_DIR, then $DOCKER_HOST, then the
+// default host. So a host named in rootd.conf is not overridden by a
+// PCP_DOCKER_DIR inherited from pmcd's or a shell's environment.
 func openRoot(env engine.Env, host, dir, dataRoot string) (engine.Engine, error) {
-	if dir == "" {
+	if dir == "" && host == "" {
 		dir = env.Getenv("PCP_DOCKER_DIR")
 	}
 	if dir != "" {

@@ -133,6 +133,16 @@ func TestConfigure(t *testing.T) {
 			map[string]string{"DOCKER_HOST": "unix:///run/other.sock"}, "", "tcp://10.0.0.1:2375"},
 		{"PCP_DOCKER_DIR", nil, map[string]string{"PCP_DOCKER_DIR": "/qa/docker"}, "/qa/docker", ""},
 		{"--docker-dir", []string{"--docker-dir=/srv/docker"}, map[string]string{"PCP_DOCKER_DIR": "/qa/docker"}, "/srv/docker", ""},
+		// flag (or file) > environment: an explicitly set host wins over
+		// PCP_DOCKER_DIR, as over DOCKER_HOST.
+		{"--docker-host beats PCP_DOCKER_DIR", []string{"--docker-host=unix:///run/mine.sock"},
+			map[string]string{"PCP_DOCKER_DIR": "/qa/docker"}, "", "unix:///run/mine.sock"},
+		{"--docker-host beats PCP_DOCKER_DIR and DOCKER_HOST", []string{"--docker-host=unix:///run/mine.sock"},
+			map[string]string{"PCP_DOCKER_DIR": "/qa/docker", "DOCKER_HOST": "unix:///run/other.sock"}, "", "unix:///run/mine.sock"},
+		{"PCP_DOCKER_DIR beats DOCKER_HOST", nil,
+			map[string]string{"PCP_DOCKER_DIR": "/qa/docker", "DOCKER_HOST": "unix:///run/other.sock"}, "/qa/docker", ""},
+		{"--docker-dir beats --docker-host", []string{"--docker-dir=/srv/docker", "--docker-host=unix:///run/mine.sock"},
+			nil, "/srv/docker", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {

@@ -162,8 +162,36 @@ type File struct {
 // configuration; with explicit true it is an error. Any other problem — a
 // file that cannot be read, bad TOML, a key the program does not know — is an
 // error naming the file (and the key).
+//
+// Path os.DevNull ("--config /dev/null") is no file: an empty
+// configuration, whatever /dev/null is.
 func Load(path string, explicit bool, schema Schema) (*File, error) {
-	data, err := os.ReadFile(path)
+	return LoadTrusted(path, explicit, schema, nil)
+}
+
+// LoadTrusted is Load for a program whose settings grant privileges (rootd
+// runs as root, and allow-uid, allow-gid and allow-exec are root-equivalent
+// grants): trust, when not nil, vets the path before anything is read and
+// returns the path to read (rootd.TrustedFile: a root-owned regular file
+// in root-owned directories, none writable by group or others, and its
+// canonical path). A refusal is an error naming the file; a file or
+// directory that does not exist is, as for Load, no error unless explicit.
+func LoadTrusted(path string, explicit bool, schema Schema, trust func(path string) (string, error)) (*File, error) {
+	if path == os.DevNull {
+		return &File{}, nil
+	}
+	read := path
+	if trust != nil {
+		var err error
+		read, err = trust(path)
+		if errors.Is(err, fs.ErrNotExist) && !explicit {
+			return &File{}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("configuration file %s refused: %w (it must be a regular file owned by root and not writable by group or others, in directories owned by root and not writable by group or others)", path, err)
+		}
+	}
+	data, err := os.ReadFile(read)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return &File{}, nil
 	}

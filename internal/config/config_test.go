@@ -177,3 +177,42 @@ func TestEngineKeysOfTheBuiltins(t *testing.T) {
 		}
 	}
 }
+
+// LoadTrusted asks trust before reading anything and reads the path it
+// returns; a refusal names the file; /dev/null is no file, never vetted.
+func TestLoadTrusted(t *testing.T) {
+	schema := Schema{Program: "rootd", Top: map[string]string{"socket": "s"}}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.conf")
+	if err := os.WriteFile(real, []byte("socket = \"/x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	trustTo := func(path string, err error) func(string) (string, error) {
+		return func(string) (string, error) { asked++; return path, err }
+	}
+	f, err := LoadTrusted("/etc/named.conf", true, schema, trustTo(real, nil))
+	if err != nil || len(f.Settings) != 1 || f.Path != "/etc/named.conf" {
+		t.Fatalf("trusted: %+v, %v", f, err)
+	}
+	refused := errors.New("owned by uid 65534")
+	if _, err := LoadTrusted(real, false, schema, trustTo("", refused)); !errors.Is(err, refused) || !strings.Contains(err.Error(), real+" refused") {
+		t.Fatalf("refused: %v", err)
+	}
+	missing := &fs.PathError{Op: "open", Path: "/etc/rootd", Err: fs.ErrNotExist}
+	if f, err := LoadTrusted(real, false, schema, trustTo("", missing)); err != nil || f.Path != "" {
+		t.Fatalf("absent default: %+v, %v", f, err)
+	}
+	if _, err := LoadTrusted(real, true, schema, trustTo("", missing)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("absent --config: %v", err)
+	}
+	asked = 0
+	for _, explicit := range []bool{false, true} {
+		if f, err := LoadTrusted(os.DevNull, explicit, schema, trustTo("", refused)); err != nil || f.Path != "" || len(f.Settings) != 0 {
+			t.Fatalf("/dev/null: %+v, %v", f, err)
+		}
+	}
+	if asked != 0 {
+		t.Errorf("/dev/null was vetted %d times", asked)
+	}
+}

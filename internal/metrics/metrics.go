@@ -235,10 +235,10 @@ var ErrNotLoopback = errors.New("metrics address must be unix:PATH or a loopback
 // tell who runs which containers: they are not served beyond the host.
 // A stale unix socket file at path is replaced.
 func Listen(addr string) (net.Listener, error) {
+	if err := CheckAddress(addr); err != nil {
+		return nil, err
+	}
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if path == "" {
-			return nil, fmt.Errorf("metrics address %q: empty socket path", addr)
-		}
 		if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == os.ModeSocket {
 			os.Remove(path)
 		}
@@ -252,18 +252,34 @@ func Listen(addr string) (net.Listener, error) {
 		}
 		return ln, nil
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics address %q: %w", addr, err)
-	}
-	switch ip := net.ParseIP(host); {
-	case host == "localhost":
+	if host, _, _ := net.SplitHostPort(addr); host == "localhost" {
 		// Resolved here, not by the system resolver: localhost is loopback.
 		addr = net.JoinHostPort("127.0.0.1", addr[strings.LastIndexByte(addr, ':')+1:])
-	case ip == nil || !ip.IsLoopback():
-		return nil, fmt.Errorf("metrics address %q: %w", addr, ErrNotLoopback)
 	}
 	return net.Listen("tcp", addr)
+}
+
+// CheckAddress reports whether Listen would accept addr's form, opening
+// nothing: "unix:" and a path, or a loopback (or "localhost") host and a
+// port. A TCP address that is not loopback is ErrNotLoopback.
+func CheckAddress(addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return fmt.Errorf("metrics address %q: empty socket path", addr)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("metrics address %q: %w", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("metrics address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("metrics address %q: %w", addr, ErrNotLoopback)
+	}
+	return nil
 }
 
 // Serve serves h on ln until ctx is done.
