@@ -388,12 +388,13 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 ` + nameHelp,
 		ValidArgsFunction: a.completeNames,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if byPID != 0 {
+			// Changed, not the value: --pid 0 is a mistake, not "no --pid".
+			if cmd.Flags().Changed("pid") {
 				if len(args) != 0 {
 					return usagef("hostname takes NAME or --pid PID, not both")
 				}
-				if byPID < 0 {
-					return usagef("--pid %d: want a positive PID", byPID)
+				if byPID < 1 || byPID > maxPID {
+					return usagef("--pid %d: want a PID from 1 to %d", byPID, maxPID)
 				}
 				return nil
 			}
@@ -406,7 +407,7 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 			}
 			defer release()
 			var out string
-			if byPID != 0 {
+			if cmd.Flags().Changed("pid") {
 				if out, err = d.HostNameByPID(ctx, byPID); err != nil {
 					return explainPID(byPID, err)
 				}
@@ -420,6 +421,10 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 	cmd.Flags().IntVar(&byPID, "pid", 0, "read the hostname of process `PID` instead of a container's")
 	return cmd
 }
+
+// maxPID is the largest PID the protocol can carry (an int32); Linux's
+// own limit (pid_max) is at most 2^22.
+const maxPID = 1<<31 - 1
 
 // explainPID names the real cause of a failed by-PID hostname read. rootd
 // reads it by opening /proc/PID/ns/uts and entering it; the kernel allows
@@ -676,7 +681,7 @@ func (a *app) whichCommand() *cobra.Command {
 				return err
 			}
 			var pid int
-			if _, err := fmt.Sscan(args[0], &pid); err != nil || pid < 1 || fmt.Sprint(pid) != args[0] {
+			if _, err := fmt.Sscan(args[0], &pid); err != nil || pid < 1 || pid > maxPID || fmt.Sprint(pid) != args[0] {
 				return usagef("bad PID %s", quoteName(args[0]))
 			}
 			ctx, src, release, err := a.openSource()
