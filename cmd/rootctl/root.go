@@ -58,8 +58,11 @@ one engine, or NAMESPACE/POD/CONTAINER for Kubernetes containers.`
 const rootLong = `rootctl asks rootd, the daemon that serves Performance Co-Pilot's root
 socket, about containers: every command goes through the socket, so any
 user rootd allows (root, the PCP user and group, --allow-uid/--allow-gid)
-sees exactly what the daemon sees. As root, --in-process reads the
-container engines in this process instead, for debugging the daemon.
+sees what the daemon sees, except labels: rootd sends users other than root
+only the Kubernetes identity labels (io.kubernetes.pod.namespace, .pod.name,
+.container.name, .pod.uid) and marks the others withheld. As root,
+--in-process reads the container engines in this process instead, for
+debugging the daemon.
 
 ` + nameHelp + `
 
@@ -505,8 +508,8 @@ func (a *app) ambiguous(ctx context.Context, src source, name string, err error)
 	return fmt.Errorf("%s is ambiguous: matches %s (use a longer ID prefix or ENGINE:NAME)", quoteName(name), strings.Join(cands, ", "))
 }
 
-func addOutputFlag(cmd *cobra.Command, output *string, asJSON *bool) {
-	cmd.Flags().StringVarP(output, "output", "o", outTable, "output `format`: table, wide (adds namespace, cgroup, hostname, full ID, every name), json or name")
+func addOutputFlag(cmd *cobra.Command, output *string, asJSON *bool, help string) {
+	cmd.Flags().StringVarP(output, "output", "o", outTable, help)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputs, cobra.ShellCompDirectiveNoFileComp))
 	// --json is what rootctl took before -o; kept so scripts go on working.
 	cmd.Flags().BoolVar(asJSON, "json", false, "same as -o json")
@@ -535,9 +538,15 @@ func (a *app) lsCommand() *cobra.Command {
 		Short: "list every container rootd knows",
 		Long: `Lists every container of every engine in rootd's index, running or not,
 sorted by engine and name. The table shows the short ID (12 hex digits);
--o wide shows the full ID, every name, the namespace, cgroup and hostname.
-Names with control characters, quotes or spaces are printed Go-quoted, in
-every format but json.
+-o wide shows the full ID, every name, the namespace, cgroup and how many
+labels (LABELS; "+withheld" when rootd withheld some from this user). A
+listing has no hostnames, since each would mean entering the container's
+UTS namespace: resolve shows one. Names with control characters, quotes or
+spaces are printed Go-quoted, in every format but json.
+
+Engines rootd cannot read at the moment (status: not available) are named
+on standard error after the listing, so that a partial list is never taken
+for a whole one.
 
 --filter KEY=VALUE keeps the containers that match; different keys must all
 match, a key given several times matches any of its values:
@@ -545,7 +554,14 @@ match, a key given several times matches any of its values:
   state=STATE          running, paused, restarting or stopped
   name=PATTERN         a glob (path.Match: *, ?, [...]) matched against whole
                        names, or without glob characters a prefix of a name or ID
-  label=KEY[=VALUE]    has the label (with that value)`,
+  label=KEY[=VALUE]    has the label (with that value)
+
+rootd sends users other than root only the Kubernetes identity labels
+(io.kubernetes.pod.namespace, io.kubernetes.pod.name,
+io.kubernetes.container.name, io.kubernetes.pod.uid). A label= filter on
+another key then matches only what this user sees: rootctl says so on
+standard error and still exits 0, since the listing is right for what the
+user may see; run it as root to filter on every label.`,
 		Example: `  rootctl ls
   rootctl ls -o wide --filter engine=docker --filter state=running
   rootctl ls --filter 'name=default/*' -o name
@@ -573,7 +589,9 @@ match, a key given several times matches any of its values:
 				return err
 			}
 			var rows []Info
+			redacted := false
 			for _, c := range all {
+				redacted = redacted || c.LabelsRedacted
 				if flt.match(c) {
 					rows = append(rows, c)
 				}
@@ -594,13 +612,18 @@ match, a key given several times matches any of its values:
 			} else if err := printContainers(a.stdout, rows, format, true); err != nil {
 				return err
 			}
-			if a.inProcess {
-				a.warnEngines(ctx, src)
+			if hidden := flt.hiddenLabelFilters(); redacted && len(hidden) > 0 {
+				for i, l := range hidden {
+					hidden[i] = "label=" + esc(l)
+				}
+				fmt.Fprintf(a.stderr, "rootctl: warning: --filter %s: rootd shows users other than root only the Kubernetes identity labels (%s); containers whose other labels match are not listed (run as root to filter on every label)\n",
+					strings.Join(hidden, ", "), strings.Join(publicLabels, ", "))
 			}
+			a.warnEngines(ctx, src)
 			return nil
 		},
 	}
-	addOutputFlag(cmd, &output, &asJSON)
+	addOutputFlag(cmd, &output, &asJSON, "output `format`: table, wide (adds the full ID, every name, namespace and label count), json or name")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print full IDs only, one a line")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "keep containers matching `KEY=VALUE` (engine=, state=, name=, label=; repeatable)")
 	_ = cmd.RegisterFlagCompletionFunc("filter", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -616,16 +639,24 @@ match, a key given several times matches any of its values:
 	return cmd
 }
 
-// warnEngines says on standard error which engines could not be read, so
-// that an empty list is not mistaken for no containers.
+// warnEngines says on standard error which engines are not available (from
+// STATUS, on the listing's connection), so that a partial or empty list is
+// not mistaken for all the containers there are; it says so too when the
+// engines' health cannot be had. The exit status stays 0: the listing is
+// what the daemon has.
 func (a *app) warnEngines(ctx context.Context, src source) {
 	st, err := src.Status(ctx)
 	if err != nil {
+		fmt.Fprintf(a.stderr, "rootctl: warning: the engines' health is unknown, the list may be partial: %s\n", escText(err.Error()))
 		return
 	}
 	for _, e := range st.Engines {
 		if e.Health != "available" {
-			fmt.Fprintf(a.stderr, "rootctl: engine %s %s: %s\n", e.Name, e.Health, escText(e.Error))
+			msg := fmt.Sprintf("rootctl: warning: engine %s is %s", esc(e.Name), esc(e.Health))
+			if e.Error != "" {
+				msg += ": " + escText(e.Error)
+			}
+			fmt.Fprintln(a.stderr, msg+"; its containers may be missing or out of date")
 		}
 	}
 }
@@ -638,8 +669,14 @@ func (a *app) resolveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resolve NAME",
 		Short: "every field of one container",
-		Long: `Resolves NAME as rootd does for PCP and prints the container: the same
-columns as ls (-o wide for all of them, -o json for labels too).
+		Long: `Resolves NAME as rootd does for PCP and prints the container one field a
+line: engine, full ID, names, state, PID, namespace, cgroup, the hostname
+in its UTS namespace, and its labels. rootd sends users other than root
+only the Kubernetes identity labels; the others are shown as withheld
+(-o json: "labels_redacted": true).
+
+A container that exists but is not running is printed as far as rootd
+knows it, and rootctl exits 5.
 
 ` + nameHelp,
 		Args:              exactArgs(1, "NAME"),
@@ -659,13 +696,24 @@ columns as ls (-o wide for all of them, -o json for labels too).
 				if errors.Is(err, errors.ErrUnsupported) {
 					return err
 				}
+				if notRunning(err) && c.ID != "" {
+					// Both sources give the container with the error:
+					// print what is known, and exit 5.
+					if perr := printContainers(a.stdout, []Info{c}, format, false); perr != nil {
+						return perr
+					}
+				}
 				return a.explain(ctx, src, args[0], err)
 			}
 			return printContainers(a.stdout, []Info{c}, format, false)
 		},
 	}
-	addOutputFlag(cmd, &output, &asJSON)
+	addOutputFlag(cmd, &output, &asJSON, "output `format`: table or wide (one field a line, labels included), json or name")
 	return cmd
+}
+
+func notRunning(err error) bool {
+	return errors.Is(err, syscall.ESRCH) || errors.Is(err, engine.ErrNotRunning)
 }
 
 func (a *app) whichCommand() *cobra.Command {
@@ -704,7 +752,7 @@ func (a *app) whichCommand() *cobra.Command {
 			return printContainers(a.stdout, []Info{c}, output, false)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", outTable, "output `format`: table, wide, json or name")
+	cmd.Flags().StringVarP(&output, "output", "o", outTable, "output `format`: table or wide (one field a line), json or name")
 	return cmd
 }
 
