@@ -169,9 +169,10 @@ func (c *Client) HostName(ctx context.Context, name string) (string, error) {
 	return host, err
 }
 
-// HostNameByPID returns the hostname in process pid's UTS namespace.
+// HostNameByPID returns the hostname in process pid's UTS namespace. A pid
+// outside 1..2^31-1 (the wire carries an int32) is refused without asking.
 func (c *Client) HostNameByPID(ctx context.Context, pid int) (string, error) {
-	if pid <= 0 {
+	if pid <= 0 || pid > 1<<31-1 {
 		return "", fmt.Errorf("invalid pid %d", pid)
 	}
 	_, host, err := c.container(ctx, wire.TypeHostnameReq, pid, "")

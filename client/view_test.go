@@ -194,3 +194,24 @@ func TestViewErrorStatuses(t *testing.T) {
 		})
 	}
 }
+
+// A PID outside 1..2^31-1 is refused before anything is sent: the wire
+// carries an int32, and 4294967297 would otherwise ask about PID 1.
+func TestHostNameByPIDRange(t *testing.T) {
+	path, got := fakeServer(t, wire.AllFeatures, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{0, -1, 1 << 31, 1<<32 + 1} {
+		if _, err := c.HostNameByPID(ctx, pid); err == nil {
+			t.Errorf("HostNameByPID(%d) succeeded", pid)
+		}
+	}
+	c.Close()
+	if req, ok := <-got; ok {
+		t.Errorf("a request was sent: % x", req)
+	}
+}

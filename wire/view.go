@@ -297,7 +297,7 @@ type EngineStatus struct {
 	Name       string         `json:"name"`
 	Health     string         `json:"health"` // available, slow, failing, hung, unavailable, unknown
 	Error      string         `json:"error,omitempty"`
-	LastError  time.Time      `json:"last_error,omitempty"`
+	LastError  time.Time      `json:"last_error,omitzero"`
 	Containers int            `json:"containers"`
 	States     map[string]int `json:"states,omitempty"`
 	// LastRefresh is when a List of the engine last succeeded.

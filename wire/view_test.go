@@ -339,3 +339,22 @@ func TestDecodeViewDocument(t *testing.T) {
 		})
 	}
 }
+
+// A healthy engine's JSON has no last_error: omitempty never omits a
+// struct, so a zero time.Time printed as "0001-01-01T00:00:00Z".
+func TestEngineStatusOmitsZeroTimes(t *testing.T) {
+	b, err := json.Marshal(EngineStatus{Name: "docker", Health: "available", Containers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"last_error"`, `"last_refresh"`, "0001-01-01"} {
+		if bytes.Contains(b, []byte(key)) {
+			t.Errorf("healthy engine's JSON has %s: %s", key, b)
+		}
+	}
+	when := time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC)
+	b, _ = json.Marshal(EngineStatus{Name: "lxc", Health: "failing", Error: "x", LastError: when})
+	if !bytes.Contains(b, []byte(`"last_error":"2026-12-04T07:00:00Z"`)) {
+		t.Errorf("failing engine's JSON lacks last_error: %s", b)
+	}
+}

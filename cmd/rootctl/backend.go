@@ -12,42 +12,23 @@ import (
 	"github.com/rootd-project/rootd/internal/procfs"
 	"github.com/rootd-project/rootd/internal/version"
 	"github.com/rootd-project/rootd/resolver"
+	"github.com/rootd-project/rootd/wire"
 )
 
-// Info is one container as rootctl prints it. It has the fields and JSON
-// names of wire.ContainerInfo, the daemon's answer to LIST and DESCRIBE, so
-// that "ls -o json" prints the same objects whether they come from the
-// daemon or from the engines read in-process.
-type Info struct {
-	Engine    string            `json:"engine"`
-	ID        string            `json:"id"`
-	Names     []string          `json:"names,omitempty"`
-	State     string            `json:"state"`
-	PID       int               `json:"pid,omitempty"`
-	Namespace string            `json:"namespace,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Cgroup    string            `json:"cgroup,omitempty"`
-	Hostname  string            `json:"hostname,omitempty"`
-}
+// Info is one container as rootctl prints it: the daemon's own
+// wire.ContainerInfo, so that "ls -o json" and "resolve -o json" print
+// exactly the objects the daemon sends (labels_redacted included), and the
+// same objects when the engines are read in-process.
+type Info = wire.ContainerInfo
 
-// EngineStatus and Status mirror wire.EngineStatus and wire.Status.
-type EngineStatus struct {
-	Name       string         `json:"name"`
-	Health     string         `json:"health"`
-	Error      string         `json:"error,omitempty"`
-	LastError  time.Time      `json:"last_error,omitzero"`
-	Containers int            `json:"containers"`
-	States     map[string]int `json:"states,omitempty"`
-}
-
-// Status is the daemon's own account of itself and its engines.
-type Status struct {
-	Version    string         `json:"version"`
-	Started    time.Time      `json:"started,omitzero"`
-	Ready      bool           `json:"ready"`
-	Containers int            `json:"containers"`
-	Engines    []EngineStatus `json:"engines"`
-}
+// Status and EngineStatus are the daemon's wire.Status and
+// wire.EngineStatus, so that "status -o json" prints every field the daemon
+// sends (commit, clients, last_refresh, lists, last_list_ns, and whatever a
+// newer daemon adds that this build knows).
+type (
+	Status       = wire.Status
+	EngineStatus = wire.EngineStatus
+)
 
 // AmbiguousError is a name that matched several containers, with the
 // candidates when the source knows them.
@@ -123,67 +104,75 @@ func (l *local) Close() error {
 	return nil
 }
 
-// info fills in what the daemon adds to an engine's record: the cgroup
-// and hostname of a container with a process (left empty when they cannot
-// be read, as the daemon does).
-func (l *local) info(ctx context.Context, c engine.Container) Info {
-	out := Info{Engine: c.Engine, ID: c.ID, Names: c.Names, State: string(c.State), PID: c.PID,
-		Namespace: c.Namespace, Labels: c.Labels}
-	if c.State.HasProcess() && c.PID > 0 {
-		q := c.Engine + ":" + c.ID
-		if _, cg, err := l.r.CgroupPath(ctx, q); err == nil {
-			out.Cgroup = cg
-		}
-		if h, err := procfs.Hostname(ctx, c.PID); err == nil {
-			out.Hostname = h
-		}
-	}
-	return out
+// info is what the daemon sends of a container (rootd/view.go's
+// containerInfo) for root, who sees every label: in-process is root only.
+func info(c engine.Container, cgroup, hostname string) Info {
+	return Info{Engine: c.Engine, ID: c.ID, Names: c.Names, State: string(c.State), PID: c.PID,
+		Namespace: c.Namespace, Labels: c.Labels, Cgroup: cgroup, Hostname: hostname}
 }
 
-func (l *local) List(ctx context.Context) ([]Info, error) {
-	var out []Info
-	for _, c := range l.r.Containers() {
-		out = append(out, l.info(ctx, c))
+// List is the daemon's LIST: the resolver's Listing, with cgroups and
+// without hostnames (each would mean entering a UTS namespace).
+func (l *local) List(context.Context) ([]Info, error) {
+	_, listed := l.r.Listing()
+	out := make([]Info, len(listed))
+	for i, c := range listed {
+		out[i] = info(c.Container, c.Cgroup, "")
 	}
 	return out, nil
 }
 
+// Describe and DescribePID are the daemon's DESCRIBE, from the resolver's
+// Describe and DescribePID as the daemon calls them: the candidates of an
+// ambiguous name (without cgroup or hostname), and a container without a
+// running process returned with its error, as the daemon's ESRCH reply
+// carries it.
 func (l *local) Describe(ctx context.Context, name string) (Info, error) {
-	c, err := l.r.Resolve(ctx, name)
-	if err != nil {
-		var amb *engine.AmbiguousError
-		if errors.As(err, &amb) {
-			e := &AmbiguousError{Name: name}
-			for _, c := range amb.Candidates {
-				e.Candidates = append(e.Candidates, l.info(ctx, c))
-			}
-			return Info{}, e
-		}
-		return Info{}, err
-	}
-	return l.info(ctx, c), nil
+	d, err := l.r.Describe(ctx, name)
+	return l.described(name, d, err)
 }
 
 func (l *local) DescribePID(ctx context.Context, pid int) (Info, error) {
-	c, err := l.r.ByPID(ctx, pid)
-	if err != nil {
-		return Info{}, err
-	}
-	return l.info(ctx, c), nil
+	d, err := l.r.DescribePID(ctx, pid)
+	return l.described(fmt.Sprint(pid), d, err)
 }
 
-func (l *local) Status(ctx context.Context) (Status, error) {
-	st := Status{Version: "in-process: " + version.Get().String("rootctl"), Started: l.started, Ready: true}
+func (l *local) described(name string, d resolver.Described, err error) (Info, error) {
+	c := info(d.Container, d.Cgroup, d.Hostname)
+	var amb *engine.AmbiguousError
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.As(err, &amb):
+		e := &AmbiguousError{Name: name}
+		for _, c := range amb.Candidates {
+			e.Candidates = append(e.Candidates, info(c, "", ""))
+		}
+		return Info{}, e
+	case errors.Is(err, engine.ErrNotRunning) && !errors.Is(err, engine.ErrNotFound) && d.ID != "":
+		return c, err
+	}
+	return Info{}, err
+}
+
+// Status is the daemon's STATUS: the containers are counted once each,
+// however many engines report them (a Docker container is a containerd one
+// too), as the daemon counts them.
+func (l *local) Status(context.Context) (Status, error) {
+	st := Status{Version: "in-process: " + version.Get().String("rootctl"), Commit: version.Get().Commit,
+		Started: l.started, Ready: true, Containers: len(l.r.Containers())}
 	for _, e := range l.r.Status() {
-		es := EngineStatus{Name: e.Name, Health: e.Health, LastError: e.LastErrorTime, Containers: e.Containers, States: map[string]int{}}
+		es := EngineStatus{Name: e.Name, Health: e.Health, LastError: e.LastErrorTime, Containers: e.Containers,
+			LastRefresh: e.LastRefresh, Lists: e.Lists, LastList: e.LastListTime}
 		if e.Err != nil {
 			es.Error = e.Err.Error()
 		}
-		for s, n := range e.States {
-			es.States[string(s)] = n
+		if len(e.States) > 0 {
+			es.States = make(map[string]int, len(e.States))
+			for s, n := range e.States {
+				es.States[string(s)] = n
+			}
 		}
-		st.Containers += e.Containers
 		st.Engines = append(st.Engines, es)
 	}
 	return st, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,8 +15,14 @@ import (
 
 // fakeDaemon answers like rootd with the view requests, from a
 // fixed list: names and unique ID prefixes resolve, a name shared by two
-// containers is ambiguous, a container without a PID is not running.
+// containers is ambiguous, a container without a PID is not running. As
+// rootd does (rootd/view.go): LIST carries no hostnames; DESCRIBE of a
+// container that is not running answers ESRCH with the container (no
+// cgroup, no hostname); candidates carry no cgroup or hostname; a peer
+// other than root gets only the Kubernetes identity labels, marked
+// labels_redacted.
 type fakeDaemon struct {
+	peerUID    int // the connecting user, as SO_PEERCRED gives it (runCtl's euid)
 	containers []Info
 	status     Status
 	dialErr    error          // returned by dial
@@ -82,13 +89,59 @@ func (f *fakeDaemon) HostNameByPID(_ context.Context, pid int) (string, error) {
 	return f.byPID[pid], nil
 }
 
-func (f *fakeDaemon) List(context.Context) ([]Info, error) { return f.containers, f.listErr }
+// view is c as rootd sends it to the peer: labels other than the
+// Kubernetes identity for root only, cgroup and hostname when asked for.
+func (f *fakeDaemon) view(c Info, cgroup, hostname bool) Info {
+	if !cgroup {
+		c.Cgroup = ""
+	}
+	if !hostname {
+		c.Hostname = ""
+	}
+	if f.peerUID != 0 && len(c.Labels) > 0 {
+		all := c.Labels
+		c.Labels = nil
+		for _, k := range publicLabels {
+			if v, ok := all[k]; ok {
+				if c.Labels == nil {
+					c.Labels = map[string]string{}
+				}
+				c.Labels[k] = v
+			}
+		}
+		c.LabelsRedacted = len(c.Labels) < len(all)
+	}
+	return c
+}
+
+func (f *fakeDaemon) List(context.Context) ([]Info, error) {
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	out := make([]Info, len(f.containers))
+	for i, c := range f.containers {
+		out[i] = f.view(c, true, false)
+	}
+	return out, nil
+}
 
 func (f *fakeDaemon) Describe(_ context.Context, name string) (Info, error) {
 	if f.listErr != nil {
 		return Info{}, f.listErr
 	}
-	return f.find(name)
+	c, err := f.find(name)
+	var amb *AmbiguousError
+	switch {
+	case errors.As(err, &amb):
+		for i, c := range amb.Candidates {
+			amb.Candidates[i] = f.view(c, false, false)
+		}
+	case err == nil && c.PID == 0:
+		return f.view(c, false, false), fmt.Errorf("%w (not running)", wire.StatusError(wire.StatusFromErrno(syscall.ESRCH)))
+	case err == nil:
+		return f.view(c, true, true), nil
+	}
+	return Info{}, err
 }
 
 func (f *fakeDaemon) DescribePID(_ context.Context, pid int) (Info, error) {
@@ -97,7 +150,7 @@ func (f *fakeDaemon) DescribePID(_ context.Context, pid int) (Info, error) {
 	}
 	for _, c := range f.containers {
 		if c.PID == pid {
-			return c, nil
+			return f.view(c, true, true), nil
 		}
 	}
 	return Info{}, client.ErrNoContainer
@@ -122,6 +175,7 @@ func runCtl(t *testing.T, f *fakeDaemon, euid int, args ...string) result {
 	a := newApp(&out, &errOut)
 	a.getenv = func(string) string { return "" }
 	a.euid = func() int { return euid }
+	f.peerUID = euid
 	a.dial = func(_ context.Context, socket string) (daemon, error) {
 		f.dialed = append(f.dialed, socket)
 		if f.dialErr != nil {

@@ -88,7 +88,8 @@ func pidText(pid int) string {
 }
 
 // printContainers prints rows in one of the formats. json prints an array
-// (asList) or one object.
+// (asList) or one object; one container (resolve, which) is printed in
+// table and wide as printDetail's one field a line.
 func printContainers(w io.Writer, rows []Info, format string, asList bool) error {
 	switch format {
 	case outJSON:
@@ -111,29 +112,106 @@ func printContainers(w io.Writer, rows []Info, format string, asList bool) error
 		}
 		return nil
 	}
+	if !asList {
+		return printDetail(w, rows[0])
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// No HOSTNAME column: a listing carries no hostnames (each would mean
+	// entering the container's UTS namespace); resolve shows one.
 	if format == outWide {
-		fmt.Fprintln(tw, "ENGINE\tID\tNAMES\tSTATE\tPID\tNAMESPACE\tCGROUP\tHOSTNAME")
+		fmt.Fprintln(tw, "ENGINE\tID\tNAMES\tSTATE\tPID\tNAMESPACE\tCGROUP\tLABELS")
 	} else {
 		fmt.Fprintln(tw, "ENGINE\tID\tNAME\tSTATE\tPID\tCGROUP")
 	}
 	for _, c := range rows {
 		if format == outWide {
-			names := []string{"-"}
-			if len(c.Names) > 0 {
-				names = make([]string, len(c.Names))
-			}
-			for i, n := range c.Names {
-				names[i] = esc(n)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", esc(c.Engine), esc(c.ID), strings.Join(names, ","),
-				esc(c.State), pidText(c.PID), esc(c.Namespace), esc(c.Cgroup), esc(c.Hostname))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", esc(c.Engine), esc(c.ID), namesText(c),
+				esc(c.State), pidText(c.PID), esc(c.Namespace), esc(c.Cgroup), labelCount(c))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(c.Engine), esc(shortID(c.ID)), esc(firstName(c)),
 			esc(c.State), pidText(c.PID), esc(c.Cgroup))
 	}
 	return tw.Flush()
+}
+
+func namesText(c Info) string {
+	if len(c.Names) == 0 {
+		return "-"
+	}
+	names := make([]string, len(c.Names))
+	for i, n := range c.Names {
+		names[i] = esc(n)
+	}
+	return strings.Join(names, ",")
+}
+
+// withheld marks labels rootd kept from a user other than root (rootd
+// sends such a user only the Kubernetes identity labels; docs/security.md).
+const withheld = "withheld: root only"
+
+// labelCount is ls -o wide's LABELS: how many labels the container has, and
+// "+withheld" when rootd withheld some from this user.
+func labelCount(c Info) string {
+	switch {
+	case c.LabelsRedacted && len(c.Labels) == 0:
+		return "withheld"
+	case c.LabelsRedacted:
+		return strconv.Itoa(len(c.Labels)) + "+withheld"
+	case len(c.Labels) == 0:
+		return "-"
+	}
+	return strconv.Itoa(len(c.Labels))
+}
+
+// printDetail prints one container a field a line, every field the source
+// gave, labels one a line.
+func printDetail(w io.Writer, c Info) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, f := range [][2]string{
+		{"engine", esc(c.Engine)}, {"id", esc(c.ID)}, {"names", namesText(c)}, {"state", esc(c.State)},
+		{"pid", pidText(c.PID)}, {"namespace", esc(c.Namespace)}, {"cgroup", esc(c.Cgroup)}, {"hostname", esc(c.Hostname)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", f[0], f[1])
+	}
+	var labels []string
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+		labels = append(labels, esc(k)+"="+esc(c.Labels[k]))
+	}
+	switch {
+	case c.LabelsRedacted && len(labels) == 0:
+		labels = []string{"(" + withheld + ")"}
+	case c.LabelsRedacted:
+		labels = append(labels, "(others "+withheld+")")
+	case len(labels) == 0:
+		labels = []string{"-"}
+	}
+	for i, l := range labels {
+		key := ""
+		if i == 0 {
+			key = "labels:"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", key, l)
+	}
+	return tw.Flush()
+}
+
+// publicLabels are the labels rootd sends every allowed user: the
+// Kubernetes identity (rootd/view.go). A label filter on any other key
+// cannot match for a user other than root.
+var publicLabels = []string{engine.LabelPodNamespace, engine.LabelPodName, engine.LabelContainerName, engine.LabelPodUID}
+
+// hiddenLabelFilters returns the label filters on keys rootd withholds from
+// a user other than root.
+func (f filters) hiddenLabelFilters() []string {
+	var out []string
+	for _, l := range f.labels {
+		k, _, _ := strings.Cut(l, "=")
+		if !slices.Contains(publicLabels, k) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // filters are ls's --filter KEY=VALUE options: different keys must all
@@ -222,11 +300,17 @@ func printStatus(w io.Writer, st Status) error {
 		ready = "yes"
 	}
 	fmt.Fprintf(tw, "version:\t%s\n", escText(st.Version))
+	if st.Commit != "" {
+		fmt.Fprintf(tw, "commit:\t%s\n", escText(st.Commit))
+	}
 	if !st.Started.IsZero() {
 		fmt.Fprintf(tw, "started:\t%s\n", st.Started.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(tw, "ready:\t%s\n", ready)
 	fmt.Fprintf(tw, "containers:\t%d\n", st.Containers)
+	if st.Clients > 0 {
+		fmt.Fprintf(tw, "clients:\t%d\n", st.Clients)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -58,8 +58,11 @@ one engine, or NAMESPACE/POD/CONTAINER for Kubernetes containers.`
 const rootLong = `rootctl asks rootd, the daemon that serves Performance Co-Pilot's root
 socket, about containers: every command goes through the socket, so any
 user rootd allows (root, the PCP user and group, --allow-uid/--allow-gid)
-sees exactly what the daemon sees. As root, --in-process reads the
-container engines in this process instead, for debugging the daemon.
+sees what the daemon sees, except labels: rootd sends users other than root
+only the Kubernetes identity labels (io.kubernetes.pod.namespace, .pod.name,
+.container.name, .pod.uid) and marks the others withheld. As root,
+--in-process reads the container engines in this process instead, for
+debugging the daemon.
 
 ` + nameHelp + `
 
@@ -388,12 +391,13 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 ` + nameHelp,
 		ValidArgsFunction: a.completeNames,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if byPID != 0 {
+			// Changed, not the value: --pid 0 is a mistake, not "no --pid".
+			if cmd.Flags().Changed("pid") {
 				if len(args) != 0 {
 					return usagef("hostname takes NAME or --pid PID, not both")
 				}
-				if byPID < 0 {
-					return usagef("--pid %d: want a positive PID", byPID)
+				if byPID < 1 || byPID > maxPID {
+					return usagef("--pid %d: want a PID from 1 to %d", byPID, maxPID)
 				}
 				return nil
 			}
@@ -406,7 +410,7 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 			}
 			defer release()
 			var out string
-			if byPID != 0 {
+			if cmd.Flags().Changed("pid") {
 				if out, err = d.HostNameByPID(ctx, byPID); err != nil {
 					return explainPID(byPID, err)
 				}
@@ -420,6 +424,10 @@ namespace (rootd must be permitted to open /proc/PID/ns/uts).
 	cmd.Flags().IntVar(&byPID, "pid", 0, "read the hostname of process `PID` instead of a container's")
 	return cmd
 }
+
+// maxPID is the largest PID the protocol can carry (an int32); Linux's
+// own limit (pid_max) is at most 2^22.
+const maxPID = 1<<31 - 1
 
 // explainPID names the real cause of a failed by-PID hostname read. rootd
 // reads it by opening /proc/PID/ns/uts and entering it; the kernel allows
@@ -500,8 +508,8 @@ func (a *app) ambiguous(ctx context.Context, src source, name string, err error)
 	return fmt.Errorf("%s is ambiguous: matches %s (use a longer ID prefix or ENGINE:NAME)", quoteName(name), strings.Join(cands, ", "))
 }
 
-func addOutputFlag(cmd *cobra.Command, output *string, asJSON *bool) {
-	cmd.Flags().StringVarP(output, "output", "o", outTable, "output `format`: table, wide (adds namespace, cgroup, hostname, full ID, every name), json or name")
+func addOutputFlag(cmd *cobra.Command, output *string, asJSON *bool, help string) {
+	cmd.Flags().StringVarP(output, "output", "o", outTable, help)
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputs, cobra.ShellCompDirectiveNoFileComp))
 	// --json is what rootctl took before -o; kept so scripts go on working.
 	cmd.Flags().BoolVar(asJSON, "json", false, "same as -o json")
@@ -530,9 +538,15 @@ func (a *app) lsCommand() *cobra.Command {
 		Short: "list every container rootd knows",
 		Long: `Lists every container of every engine in rootd's index, running or not,
 sorted by engine and name. The table shows the short ID (12 hex digits);
--o wide shows the full ID, every name, the namespace, cgroup and hostname.
-Names with control characters, quotes or spaces are printed Go-quoted, in
-every format but json.
+-o wide shows the full ID, every name, the namespace, cgroup and how many
+labels (LABELS; "+withheld" when rootd withheld some from this user). A
+listing has no hostnames, since each would mean entering the container's
+UTS namespace: resolve shows one. Names with control characters, quotes or
+spaces are printed Go-quoted, in every format but json.
+
+Engines rootd cannot read at the moment (status: not available) are named
+on standard error after the listing, so that a partial list is never taken
+for a whole one.
 
 --filter KEY=VALUE keeps the containers that match; different keys must all
 match, a key given several times matches any of its values:
@@ -540,7 +554,14 @@ match, a key given several times matches any of its values:
   state=STATE          running, paused, restarting or stopped
   name=PATTERN         a glob (path.Match: *, ?, [...]) matched against whole
                        names, or without glob characters a prefix of a name or ID
-  label=KEY[=VALUE]    has the label (with that value)`,
+  label=KEY[=VALUE]    has the label (with that value)
+
+rootd sends users other than root only the Kubernetes identity labels
+(io.kubernetes.pod.namespace, io.kubernetes.pod.name,
+io.kubernetes.container.name, io.kubernetes.pod.uid). A label= filter on
+another key then matches only what this user sees: rootctl says so on
+standard error and still exits 0, since the listing is right for what the
+user may see; run it as root to filter on every label.`,
 		Example: `  rootctl ls
   rootctl ls -o wide --filter engine=docker --filter state=running
   rootctl ls --filter 'name=default/*' -o name
@@ -568,7 +589,9 @@ match, a key given several times matches any of its values:
 				return err
 			}
 			var rows []Info
+			redacted := false
 			for _, c := range all {
+				redacted = redacted || c.LabelsRedacted
 				if flt.match(c) {
 					rows = append(rows, c)
 				}
@@ -589,13 +612,18 @@ match, a key given several times matches any of its values:
 			} else if err := printContainers(a.stdout, rows, format, true); err != nil {
 				return err
 			}
-			if a.inProcess {
-				a.warnEngines(ctx, src)
+			if hidden := flt.hiddenLabelFilters(); redacted && len(hidden) > 0 {
+				for i, l := range hidden {
+					hidden[i] = "label=" + esc(l)
+				}
+				fmt.Fprintf(a.stderr, "rootctl: warning: --filter %s: rootd shows users other than root only the Kubernetes identity labels (%s); containers whose other labels match are not listed (run as root to filter on every label)\n",
+					strings.Join(hidden, ", "), strings.Join(publicLabels, ", "))
 			}
+			a.warnEngines(ctx, src)
 			return nil
 		},
 	}
-	addOutputFlag(cmd, &output, &asJSON)
+	addOutputFlag(cmd, &output, &asJSON, "output `format`: table, wide (adds the full ID, every name, namespace and label count), json or name")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print full IDs only, one a line")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "keep containers matching `KEY=VALUE` (engine=, state=, name=, label=; repeatable)")
 	_ = cmd.RegisterFlagCompletionFunc("filter", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -611,16 +639,24 @@ match, a key given several times matches any of its values:
 	return cmd
 }
 
-// warnEngines says on standard error which engines could not be read, so
-// that an empty list is not mistaken for no containers.
+// warnEngines says on standard error which engines are not available (from
+// STATUS, on the listing's connection), so that a partial or empty list is
+// not mistaken for all the containers there are; it says so too when the
+// engines' health cannot be had. The exit status stays 0: the listing is
+// what the daemon has.
 func (a *app) warnEngines(ctx context.Context, src source) {
 	st, err := src.Status(ctx)
 	if err != nil {
+		fmt.Fprintf(a.stderr, "rootctl: warning: the engines' health is unknown, the list may be partial: %s\n", escText(err.Error()))
 		return
 	}
 	for _, e := range st.Engines {
 		if e.Health != "available" {
-			fmt.Fprintf(a.stderr, "rootctl: engine %s %s: %s\n", e.Name, e.Health, escText(e.Error))
+			msg := fmt.Sprintf("rootctl: warning: engine %s is %s", esc(e.Name), esc(e.Health))
+			if e.Error != "" {
+				msg += ": " + escText(e.Error)
+			}
+			fmt.Fprintln(a.stderr, msg+"; its containers may be missing or out of date")
 		}
 	}
 }
@@ -633,8 +669,14 @@ func (a *app) resolveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resolve NAME",
 		Short: "every field of one container",
-		Long: `Resolves NAME as rootd does for PCP and prints the container: the same
-columns as ls (-o wide for all of them, -o json for labels too).
+		Long: `Resolves NAME as rootd does for PCP and prints the container one field a
+line: engine, full ID, names, state, PID, namespace, cgroup, the hostname
+in its UTS namespace, and its labels. rootd sends users other than root
+only the Kubernetes identity labels; the others are shown as withheld
+(-o json: "labels_redacted": true).
+
+A container that exists but is not running is printed as far as rootd
+knows it, and rootctl exits 5.
 
 ` + nameHelp,
 		Args:              exactArgs(1, "NAME"),
@@ -654,13 +696,24 @@ columns as ls (-o wide for all of them, -o json for labels too).
 				if errors.Is(err, errors.ErrUnsupported) {
 					return err
 				}
+				if notRunning(err) && c.ID != "" {
+					// Both sources give the container with the error:
+					// print what is known, and exit 5.
+					if perr := printContainers(a.stdout, []Info{c}, format, false); perr != nil {
+						return perr
+					}
+				}
 				return a.explain(ctx, src, args[0], err)
 			}
 			return printContainers(a.stdout, []Info{c}, format, false)
 		},
 	}
-	addOutputFlag(cmd, &output, &asJSON)
+	addOutputFlag(cmd, &output, &asJSON, "output `format`: table or wide (one field a line, labels included), json or name")
 	return cmd
+}
+
+func notRunning(err error) bool {
+	return errors.Is(err, syscall.ESRCH) || errors.Is(err, engine.ErrNotRunning)
 }
 
 func (a *app) whichCommand() *cobra.Command {
@@ -676,7 +729,7 @@ func (a *app) whichCommand() *cobra.Command {
 				return err
 			}
 			var pid int
-			if _, err := fmt.Sscan(args[0], &pid); err != nil || pid < 1 || fmt.Sprint(pid) != args[0] {
+			if _, err := fmt.Sscan(args[0], &pid); err != nil || pid < 1 || pid > maxPID || fmt.Sprint(pid) != args[0] {
 				return usagef("bad PID %s", quoteName(args[0]))
 			}
 			ctx, src, release, err := a.openSource()
@@ -699,7 +752,7 @@ func (a *app) whichCommand() *cobra.Command {
 			return printContainers(a.stdout, []Info{c}, output, false)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", outTable, "output `format`: table, wide, json or name")
+	cmd.Flags().StringVarP(&output, "output", "o", outTable, "output `format`: table or wide (one field a line), json or name")
 	return cmd
 }
 

@@ -34,7 +34,8 @@ func newFake() *fakeDaemon {
 			{Engine: "podman", ID: "cafe", Names: []string{"db"}, State: "stopped", Labels: map[string]string{"app": "shop"}},
 			{Engine: "docker", ID: dupAID, Names: []string{"dup"}, State: "running", PID: 7},
 			{Engine: "podman", ID: dupBID, Names: []string{"dup"}, State: "running", PID: 8},
-			{Engine: "containerd", ID: "k8s-pod", Names: []string{"default/web-0/nginx"}, State: "running", PID: 99, Namespace: "k8s.io"},
+			{Engine: "containerd", ID: "k8s-pod", Names: []string{"default/web-0/nginx"}, State: "running", PID: 99, Namespace: "k8s.io",
+				Labels: map[string]string{"io.kubernetes.pod.namespace": "default", "io.kubernetes.pod.name": "web-0", "io.cri-containerd.kind": "container"}},
 			{Engine: "lxc", ID: "evil", Names: []string{evilRaw}, State: "paused", PID: 5},
 		},
 		status: Status{Version: "rootd 0.9.0", Started: time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC), Ready: true, Containers: 6,
@@ -71,6 +72,11 @@ func TestExitCodes(t *testing.T) {
 		{name: "usage: two names", args: []string{"pid", "a", "b"}, code: exitUsage, stderr: "pid wants exactly 1 NAME"},
 		{name: "usage: no name", args: []string{"cgroup"}, code: exitUsage},
 		{name: "usage: hostname NAME and --pid", args: []string{"hostname", "web", "--pid", "3"}, code: exitUsage, stderr: "not both"},
+		{name: "usage: hostname --pid 0 NAME", args: []string{"hostname", "--pid", "0", "web"}, code: exitUsage, stderr: "not both"},
+		{name: "usage: hostname --pid 0", args: []string{"hostname", "--pid", "0"}, code: exitUsage, stderr: "--pid 0: want a PID from 1 to 2147483647"},
+		{name: "usage: hostname --pid 2^32+1", args: []string{"hostname", "--pid", "4294967297"}, code: exitUsage, stderr: "--pid 4294967297: want a PID"},
+		{name: "usage: hostname --pid -1", args: []string{"hostname", "--pid", "-1"}, code: exitUsage},
+		{name: "usage: which 2^32+1", args: []string{"which", "4294967297"}, code: exitUsage, stderr: `bad PID "4294967297"`},
 		{name: "usage: bad output", args: []string{"ls", "-o", "yaml"}, code: exitUsage, stderr: "want one of table, wide, json, name"},
 		{name: "usage: status -o wide", args: []string{"status", "-o", "wide"}, code: exitUsage},
 		{name: "usage: bad filter key", args: []string{"ls", "--filter", "colour=red"}, code: exitUsage, stderr: `unknown key "colour"`},
@@ -141,33 +147,69 @@ func TestCommandsOutput(t *testing.T) {
 		name string
 		args []string
 		want []string // lines of stdout, exactly
+		euid int      // 1000 unless set; root (-1 here) sees every label
 	}{
-		{"pid", []string{"pid", "web"}, []string{"42"}},
-		{"pid by ID prefix", []string{"pid", "0123"}, []string{"42"}},
-		{"cgroup", []string{"cgroup", "web"}, []string{"system.slice/docker-0123.scope"}},
-		{"hostname", []string{"hostname", "web"}, []string{"web-host"}},
-		{"hostname --pid", []string{"hostname", "--pid", "1234"}, []string{"box"}},
-		{"ls -q", []string{"ls", "-q"}, []string{"k8s-pod", dupAID, webID, "evil", "cafe", dupBID}},
-		{"ls -o name escapes", []string{"ls", "-o", "name"}, []string{"default/web-0/nginx", "dup", "web", `"evil\x1b[2J\nname"`, "db", "dup"}},
-		{"filter engine", []string{"ls", "-q", "--filter", "engine=podman"}, []string{"cafe", dupBID}},
-		{"filter engine, two values", []string{"ls", "-q", "--filter", "engine=podman", "--filter", "engine=lxc"}, []string{"evil", "cafe", dupBID}},
-		{"filter state", []string{"ls", "-q", "--filter", "state=stopped"}, []string{"cafe"}},
-		{"filter engine and state", []string{"ls", "-q", "--filter", "engine=docker", "--filter", "state=running"}, []string{dupAID, webID}},
-		{"filter name prefix", []string{"ls", "-o", "name", "--filter", "name=we"}, []string{"web"}},
-		{"filter name prefix of ID", []string{"ls", "-q", "--filter", "name=caf"}, []string{"cafe"}},
-		{"filter name glob", []string{"ls", "-o", "name", "--filter", "name=default/*/nginx"}, []string{"default/web-0/nginx"}},
-		{"filter name glob is whole", []string{"ls", "-o", "name", "--filter", "name=d?"}, []string{"db"}},
-		{"filter label key", []string{"ls", "-o", "name", "--filter", "label=tier"}, []string{"web"}},
-		{"filter label key=value", []string{"ls", "-o", "name", "--filter", "label=app=shop"}, []string{"web", "db"}},
-		{"filter label wrong value", []string{"ls", "-o", "name", "--filter", "label=app=other"}, nil},
+		{"pid", []string{"pid", "web"}, []string{"42"}, 0},
+		{"pid by ID prefix", []string{"pid", "0123"}, []string{"42"}, 0},
+		{"cgroup", []string{"cgroup", "web"}, []string{"system.slice/docker-0123.scope"}, 0},
+		{"hostname", []string{"hostname", "web"}, []string{"web-host"}, 0},
+		{"hostname --pid", []string{"hostname", "--pid", "1234"}, []string{"box"}, 0},
+		{"ls -q", []string{"ls", "-q"}, []string{"k8s-pod", dupAID, webID, "evil", "cafe", dupBID}, 0},
+		{"ls -o name escapes", []string{"ls", "-o", "name"}, []string{"default/web-0/nginx", "dup", "web", `"evil\x1b[2J\nname"`, "db", "dup"}, 0},
+		{"filter engine", []string{"ls", "-q", "--filter", "engine=podman"}, []string{"cafe", dupBID}, 0},
+		{"filter engine, two values", []string{"ls", "-q", "--filter", "engine=podman", "--filter", "engine=lxc"}, []string{"evil", "cafe", dupBID}, 0},
+		{"filter state", []string{"ls", "-q", "--filter", "state=stopped"}, []string{"cafe"}, 0},
+		{"filter engine and state", []string{"ls", "-q", "--filter", "engine=docker", "--filter", "state=running"}, []string{dupAID, webID}, 0},
+		{"filter name prefix", []string{"ls", "-o", "name", "--filter", "name=we"}, []string{"web"}, 0},
+		{"filter name prefix of ID", []string{"ls", "-q", "--filter", "name=caf"}, []string{"cafe"}, 0},
+		{"filter name glob", []string{"ls", "-o", "name", "--filter", "name=default/*/nginx"}, []string{"default/web-0/nginx"}, 0},
+		{"filter name glob is whole", []string{"ls", "-o", "name", "--filter", "name=d?"}, []string{"db"}, 0},
+		{"filter label key", []string{"ls", "-o", "name", "--filter", "label=tier"}, []string{"web"}, -1},
+		{"filter label key=value", []string{"ls", "-o", "name", "--filter", "label=app=shop"}, []string{"web", "db"}, -1},
+		{"filter label wrong value", []string{"ls", "-o", "name", "--filter", "label=app=other"}, nil, -1},
+		{"filter label, not root", []string{"ls", "-o", "name", "--filter", "label=io.kubernetes.pod.namespace=default"}, []string{"default/web-0/nginx"}, 0},
 		{"resolve table", []string{"resolve", "web"}, []string{
-			"ENGINE  ID            NAME  STATE    PID  CGROUP",
-			"docker  0123456789ab  web   running  42   system.slice/docker-0123.scope"}},
-		{"resolve -o name", []string{"resolve", "-o", "name", "0123456789"}, []string{"web"}},
-		{"which", []string{"which", "-o", "name", "99"}, []string{"default/web-0/nginx"}},
+			"engine:     docker",
+			"id:         " + webID,
+			"names:      web",
+			"state:      running",
+			"pid:        42",
+			"namespace:  -",
+			"cgroup:     system.slice/docker-0123.scope",
+			"hostname:   web-host",
+			"labels:     (withheld: root only)"}, 0},
+		{"resolve table, root", []string{"resolve", "-o", "wide", "web"}, []string{
+			"engine:     docker",
+			"id:         " + webID,
+			"names:      web",
+			"state:      running",
+			"pid:        42",
+			"namespace:  -",
+			"cgroup:     system.slice/docker-0123.scope",
+			"hostname:   web-host",
+			"labels:     app=shop",
+			"            tier=front"}, -1},
+		{"resolve, identity labels only", []string{"resolve", "default/web-0/nginx"}, []string{
+			"engine:     containerd",
+			"id:         k8s-pod",
+			"names:      default/web-0/nginx",
+			"state:      running",
+			"pid:        99",
+			"namespace:  k8s.io",
+			"cgroup:     -",
+			"hostname:   -",
+			"labels:     io.kubernetes.pod.name=web-0",
+			"            io.kubernetes.pod.namespace=default",
+			"            (others withheld: root only)"}, 0},
+		{"resolve -o name", []string{"resolve", "-o", "name", "0123456789"}, []string{"web"}, 0},
+		{"which", []string{"which", "-o", "name", "99"}, []string{"default/web-0/nginx"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCtl(t, newFake(), 1000, tc.args...)
+			euid := 1000
+			if tc.euid < 0 {
+				euid = 0
+			}
+			r := runCtl(t, newFake(), euid, tc.args...)
 			if r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
 			}
@@ -195,11 +237,21 @@ podman      bbbb456789ab  dup                  running  8    -
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
 	}
+	// A listing carries no hostnames (rootd's LIST has none): no HOSTNAME
+	// column, which would only ever be empty. LABELS counts the labels and
+	// says when rootd withheld some.
 	r = runCtl(t, newFake(), 1000, "ls", "-o", "wide", "--filter", "engine=docker", "--filter", "engine=containerd")
-	for _, s := range []string{"NAMESPACE", "HOSTNAME", webID, "k8s.io", "web-host", "system.slice/docker-0123.scope"} {
-		if !strings.Contains(r.stdout, s) {
-			t.Errorf("ls -o wide lacks %q:\n%s", s, r.stdout)
-		}
+	want = `ENGINE      ID                                                                NAMES                STATE    PID  NAMESPACE  CGROUP                          LABELS
+containerd  k8s-pod                                                           default/web-0/nginx  running  99   k8s.io     -                               2+withheld
+docker      aaaa456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  dup                  running  7    -          -                               -
+docker      0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  web                  running  42   -          system.slice/docker-0123.scope  withheld
+`
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("ls -o wide: exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	r = runCtl(t, newFake(), 0, "ls", "-o", "wide", "--filter", "name=web")
+	if !strings.Contains(r.stdout, "system.slice/docker-0123.scope  2\n") || strings.Contains(r.stdout, "HOSTNAME") || strings.Contains(r.stdout, "web-host") {
+		t.Errorf("ls -o wide as root:\n%s", r.stdout)
 	}
 	if strings.ContainsAny(r.stdout, "\x1b") {
 		t.Error("a control character reached the terminal")
@@ -226,10 +278,19 @@ func TestJSONOutput(t *testing.T) {
 		t.Errorf("the raw name did not survive JSON: %s", r.stdout)
 	}
 	// The old --json still works, for one container too.
-	r = runCtl(t, f, 1000, "resolve", "--json", "web")
+	r = runCtl(t, f, 0, "resolve", "--json", "web")
 	var one Info
-	if err := json.Unmarshal([]byte(r.stdout), &one); err != nil || one.Labels["tier"] != "front" || one.Hostname != "web-host" {
-		t.Fatalf("resolve --json: %+v, %v", one, err)
+	if err := json.Unmarshal([]byte(r.stdout), &one); err != nil || one.Labels["tier"] != "front" || one.Hostname != "web-host" || one.LabelsRedacted {
+		t.Fatalf("resolve --json as root: %+v, %v", one, err)
+	}
+	// A user other than root is told the labels were withheld.
+	r = runCtl(t, f, 1000, "resolve", "--json", "web")
+	if !strings.Contains(r.stdout, `"labels_redacted": true`) || strings.Contains(r.stdout, "tier") {
+		t.Fatalf("resolve --json as 1000:\n%s", r.stdout)
+	}
+	r = runCtl(t, f, 1000, "ls", "-o", "json")
+	if strings.Count(r.stdout, `"labels_redacted": true`) != 3 || strings.Contains(r.stdout, `"hostname"`) {
+		t.Fatalf("ls -o json as 1000: want labels_redacted on the three labelled containers, no hostnames:\n%s", r.stdout)
 	}
 	// An empty list is [], not null.
 	r = runCtl(t, f, 1000, "ls", "-o", "json", "--filter", "engine=none")
@@ -364,10 +425,12 @@ func TestInProcess(t *testing.T) {
 	if r.code != exitAmbiguous || !strings.Contains(r.stderr, "static:s2 (two), static:s3 (two)") && !strings.Contains(r.stderr, "static:s3 (two), static:s2 (two)") {
 		t.Fatalf("resolve two: exit %d %q", r.code, r.stderr)
 	}
+	// A stopped container is printed and the exit status says it is not
+	// running, as through the socket.
 	r = runCtl(t, f, 0, append(base, "resolve", "-o", "json", "one")...)
 	var c Info
-	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.ID != "s1" || c.State != "stopped" {
-		t.Fatalf("resolve one: %+v %v %s", c, err, r.stderr)
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || c.ID != "s1" || c.State != "stopped" || r.code != exitNotRunning {
+		t.Fatalf("resolve one: exit %d, %+v %v %s", r.code, c, err, r.stderr)
 	}
 	r = runCtl(t, f, 0, append(base, "status", "-o", "json")...)
 	var st Status
@@ -492,6 +555,55 @@ func TestShippedConfigKeys(t *testing.T) {
 		f := newFake()
 		if r := runCtl(t, f, 1000, "--config", path, "status"); r.code != 0 {
 			t.Errorf("%s: exit %d: %s", name, r.code, r.stderr)
+		}
+	}
+}
+
+// The fake answers DESCRIBE of a stopped container as rootd does (ESRCH
+// with the container); resolve prints it, every known field, and exits 5.
+func TestResolveNotRunning(t *testing.T) {
+	r := runCtl(t, newFake(), 0, "resolve", "db")
+	want := `engine:     podman
+id:         cafe
+names:      db
+state:      stopped
+pid:        -
+namespace:  -
+cgroup:     -
+hostname:   -
+labels:     app=shop
+`
+	if r.code != exitNotRunning || r.stdout != want || !strings.Contains(r.stderr, `"db": container is not running`) {
+		t.Fatalf("resolve db: exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", r.code, r.stdout, want, r.stderr)
+	}
+}
+
+// ls names the engines that are not available on stderr, whichever the
+// source; the listing itself stays on stdout and the exit status 0.
+func TestLsWarnsUnhealthyEngines(t *testing.T) {
+	r := runCtl(t, newFake(), 1000, "ls", "-q")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: engine lxc is failing: lxc-info: exit 1") || strings.Contains(r.stderr, "docker") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// A label filter on a key rootd withholds from users other than root is
+// said to be so on stderr (exit 0); on an identity key, or for root, not.
+func TestLabelFilterWarning(t *testing.T) {
+	for _, tc := range []struct {
+		euid   int
+		filter string
+		warn   bool
+	}{
+		{1000, "label=app=shop", true},
+		{1000, "label=tier", true},
+		{1000, "label=io.kubernetes.pod.namespace=default", false},
+		{0, "label=app=shop", false},
+	} {
+		r := runCtl(t, newFake(), tc.euid, "ls", "-q", "--filter", tc.filter)
+		warned := strings.Contains(r.stderr, "only the Kubernetes identity labels")
+		if r.code != 0 || warned != tc.warn {
+			t.Errorf("uid %d --filter %s: exit %d, stderr %q; want warning %v", tc.euid, tc.filter, r.code, r.stderr, tc.warn)
 		}
 	}
 }

@@ -2,31 +2,24 @@ package main
 
 // The socket side of ls, resolve, which and status: the daemon's view
 // requests (client.List, Describe, DescribePID, Status; docs/protocol.md).
+// rootctl's Info and Status are the wire types, so the daemon's answers are
+// printed as they come, every field included.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/rootd-project/rootd/client"
-	"github.com/rootd-project/rootd/wire"
 )
-
-func fromWire(c wire.ContainerInfo) Info {
-	return Info{Engine: c.Engine, ID: c.ID, Names: c.Names, State: c.State, PID: c.PID,
-		Namespace: c.Namespace, Labels: c.Labels, Cgroup: c.Cgroup, Hostname: c.Hostname}
-}
 
 // fromWireErr keeps the candidates of an ambiguous name and says what a
 // daemon without the request (pmdaroot, an older rootd) means.
 func fromWireErr(what string, err error) error {
 	var amb *client.AmbiguousError
 	if errors.As(err, &amb) {
-		e := &AmbiguousError{Name: amb.Name}
-		for _, c := range amb.Candidates {
-			e.Candidates = append(e.Candidates, fromWire(c))
-		}
-		return e
+		return &AmbiguousError{Name: amb.Name, Candidates: amb.Candidates}
 	}
 	if errors.Is(err, errors.ErrUnsupported) {
 		return fmt.Errorf("the daemon cannot %s: it is PCP's pmdaroot or an older rootd; as root, use --in-process: %w", what, err)
@@ -39,27 +32,29 @@ func (d *socketDaemon) List(ctx context.Context) ([]Info, error) {
 	if err != nil {
 		return nil, fromWireErr("list containers", err)
 	}
-	out := make([]Info, len(l))
-	for i, c := range l {
-		out[i] = fromWire(c)
+	return l, nil
+}
+
+// described keeps the container the daemon sends with ESRCH (it exists,
+// without a running process): the caller prints it.
+func described(what string, c Info, err error) (Info, error) {
+	if err == nil {
+		return c, nil
 	}
-	return out, nil
+	if errors.Is(err, syscall.ESRCH) && c.ID != "" {
+		return c, err
+	}
+	return Info{}, fromWireErr(what, err)
 }
 
 func (d *socketDaemon) Describe(ctx context.Context, name string) (Info, error) {
 	c, err := d.c.Describe(ctx, name)
-	if err != nil {
-		return Info{}, fromWireErr("describe a container", err)
-	}
-	return fromWire(c), nil
+	return described("describe a container", c, err)
 }
 
 func (d *socketDaemon) DescribePID(ctx context.Context, pid int) (Info, error) {
 	c, err := d.c.DescribePID(ctx, pid)
-	if err != nil {
-		return Info{}, fromWireErr("find a process's container", err)
-	}
-	return fromWire(c), nil
+	return described("find a process's container", c, err)
 }
 
 func (d *socketDaemon) Status(ctx context.Context) (Status, error) {
@@ -67,10 +62,5 @@ func (d *socketDaemon) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, fromWireErr("report its status", err)
 	}
-	out := Status{Version: s.Version, Started: s.Started, Ready: s.Ready, Containers: s.Containers}
-	for _, e := range s.Engines {
-		out.Engines = append(out.Engines, EngineStatus{Name: e.Name, Health: e.Health, Error: e.Error,
-			LastError: e.LastError, Containers: e.Containers, States: e.States})
-	}
-	return out, nil
+	return s, nil
 }
