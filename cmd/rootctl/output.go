@@ -73,12 +73,11 @@ func writeJSON(w io.Writer, v any) error {
 // shortID is what docker ps shows for 64-hex-digit IDs; other IDs whole.
 func shortID(id string) string { return engine.Container{ID: id}.ShortID() }
 
-func firstName(c Info) string {
-	if len(c.Names) > 0 {
-		return c.Names[0]
-	}
-	return ""
-}
+// displayName is the name people know c by, as containers.name shows it:
+// its first name, or NAMESPACE/POD/CONTAINER for a Kubernetes container
+// whose only name is the one within its pod (two pods' "nginx" are two
+// different containers); "" if it has none.
+func displayName(c Info) string { return engine.DisplayName(c.Names, c.Labels) }
 
 func pidText(pid int) string {
 	if pid > 0 {
@@ -101,10 +100,10 @@ func printContainers(w io.Writer, rows []Info, format string, asList bool) error
 		}
 		return writeJSON(w, rows[0])
 	case outName:
-		// The first name, or the full ID of a container without one: each
+		// The display name, or the full ID of a container without one: each
 		// line is something rootctl and PCP accept as NAME.
 		for _, c := range rows {
-			n := firstName(c)
+			n := displayName(c)
 			if n == "" {
 				n = c.ID
 			}
@@ -129,7 +128,7 @@ func printContainers(w io.Writer, rows []Info, format string, asList bool) error
 				esc(c.State), pidText(c.PID), esc(c.Namespace), esc(c.Cgroup), labelCount(c))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(c.Engine), esc(shortID(c.ID)), esc(firstName(c)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(c.Engine), esc(shortID(c.ID)), esc(displayName(c)),
 			esc(c.State), pidText(c.PID), esc(c.Cgroup))
 	}
 	return tw.Flush()
@@ -275,7 +274,7 @@ func (f filters) match(c Info) bool {
 // a plain one is a prefix of a name or of the ID.
 func nameMatches(c Info, p string) bool {
 	glob := strings.ContainsAny(p, `*?[\`)
-	for _, n := range c.Names {
+	for _, n := range append([]string{displayName(c)}, c.Names...) {
 		if glob {
 			if ok, _ := path.Match(p, n); ok {
 				return true

@@ -500,7 +500,7 @@ func (a *app) ambiguous(ctx context.Context, src source, name string, err error)
 	var cands []string
 	for _, c := range amb.Candidates {
 		s := esc(c.Engine) + ":" + esc(shortID(c.ID))
-		if n := firstName(c); n != "" {
+		if n := displayName(c); n != "" {
 			s += " (" + esc(n) + ")"
 		}
 		cands = append(cands, s)
@@ -600,7 +600,7 @@ user may see; run it as root to filter on every label.`,
 				if c := strings.Compare(x.Engine, y.Engine); c != 0 {
 					return c
 				}
-				if c := strings.Compare(firstName(x), firstName(y)); c != 0 {
+				if c := strings.Compare(displayName(x), displayName(y)); c != 0 {
 					return c
 				}
 				return strings.Compare(x.ID, y.ID)

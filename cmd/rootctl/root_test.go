@@ -607,3 +607,28 @@ func TestLabelFilterWarning(t *testing.T) {
 		}
 	}
 }
+
+// A CRI container's only name is its name within its pod: two pods' "nginx"
+// are two containers, so NAME shows NAMESPACE/POD/CONTAINER, as
+// containers.name does, and --filter name= and -o name use it too.
+func TestLsKubernetesDisplayName(t *testing.T) {
+	k8s := func(pod string) map[string]string {
+		return map[string]string{"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": pod,
+			"io.kubernetes.container.name": "nginx", "io.kubernetes.pod.uid": pod + "-uid"}
+	}
+	f := &fakeDaemon{containers: []Info{
+		{Engine: "cri", ID: "c1", Names: []string{"nginx"}, State: "running", PID: 11, Labels: k8s("web-0")},
+		{Engine: "cri", ID: "c2", Names: []string{"nginx"}, State: "running", PID: 12, Labels: k8s("web-1")},
+	}}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ls"}, "ENGINE  ID  NAME              STATE    PID  CGROUP\ncri     c1  shop/web-0/nginx  running  11   -\ncri     c2  shop/web-1/nginx  running  12   -\n"},
+		{[]string{"ls", "-o", "name", "--filter", "name=shop/web-1/*"}, "shop/web-1/nginx\n"},
+	} {
+		if r := runCtl(t, f, 1000, tc.args...); r.code != 0 || r.stdout != tc.want {
+			t.Errorf("rootctl %q: exit %d, stdout:\n%s\nwant:\n%s", tc.args, r.code, r.stdout, tc.want)
+		}
+	}
+}
