@@ -1,7 +1,6 @@
 package pmda
 
 import (
-
 	"github.com/rootd-project/rootd/engine"
 	"github.com/rootd-project/rootd/resolver"
 )
