@@ -242,22 +242,28 @@ func (s *Server) viewStatus(v Viewer) *wire.Status {
 	default:
 	}
 	for _, e := range v.Status() {
-		es := wire.EngineStatus{
-			Name: e.Name, Health: e.Health, LastError: e.LastErrorTime, Containers: e.Containers,
-			LastRefresh: e.LastRefresh, Lists: e.Lists, LastList: e.LastListTime,
-		}
-		if e.Err != nil {
-			es.Error = e.Err.Error()
-		}
-		if len(e.States) > 0 {
-			es.States = make(map[string]int, len(e.States))
-			for k, n := range e.States {
-				es.States[string(k)] = n
-			}
-		}
-		st.Engines = append(st.Engines, es)
+		st.Engines = append(st.Engines, EngineStatus(e))
 	}
 	return st
+}
+
+// EngineStatus is an engine's status as STATUS sends it; rootctl's
+// in-process mode shows the same.
+func EngineStatus(e resolver.EngineStatus) wire.EngineStatus {
+	es := wire.EngineStatus{
+		Name: e.Name, Health: e.Health, LastError: e.LastErrorTime, Containers: e.Containers,
+		LastRefresh: e.LastRefresh, Lists: e.Lists, LastList: e.LastListTime,
+	}
+	if e.Err != nil {
+		es.Error = e.Err.Error()
+	}
+	if len(e.States) > 0 {
+		es.States = make(map[string]int, len(e.States))
+		for k, n := range e.States {
+			es.States[string(k)] = n
+		}
+	}
+	return es
 }
 
 // replyView sends a view reply: the document, versioned, in as many chunks

@@ -12,6 +12,7 @@ import (
 	"github.com/rootd-project/rootd/internal/procfs"
 	"github.com/rootd-project/rootd/internal/version"
 	"github.com/rootd-project/rootd/resolver"
+	"github.com/rootd-project/rootd/rootd"
 	"github.com/rootd-project/rootd/wire"
 )
 
@@ -162,18 +163,7 @@ func (l *local) Status(context.Context) (Status, error) {
 	st := Status{Version: "in-process: " + version.Get().String("rootctl"), Commit: version.Get().Commit,
 		Started: l.started, Ready: true, Containers: len(l.r.Containers())}
 	for _, e := range l.r.Status() {
-		es := EngineStatus{Name: e.Name, Health: e.Health, LastError: e.LastErrorTime, Containers: e.Containers,
-			LastRefresh: e.LastRefresh, Lists: e.Lists, LastList: e.LastListTime}
-		if e.Err != nil {
-			es.Error = e.Err.Error()
-		}
-		if len(e.States) > 0 {
-			es.States = make(map[string]int, len(e.States))
-			for s, n := range e.States {
-				es.States[string(s)] = n
-			}
-		}
-		st.Engines = append(st.Engines, es)
+		st.Engines = append(st.Engines, rootd.EngineStatus(e))
 	}
 	return st, nil
 }
