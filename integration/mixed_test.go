@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,13 @@ const mixedWait = 30 * time.Second
 
 // mixedTarget is one container and the queries that must find it.
 type mixedTarget struct {
-	label   string // for messages
-	engine  string
-	id      string
-	name    string // "" when the container has no name (Kubernetes)
+	label  string // for messages
+	engine string
+	id     string
+	name   string // "" when the container has no name (Kubernetes)
+	// display is rootctl ls's NAME when it is not name:
+	// NAMESPACE/POD/CONTAINER for a Kubernetes container without a name.
+	display string
 	queries []string
 	// pid returns the engine's own idea of the init PID.
 	pid func(t *testing.T) int
@@ -364,7 +368,8 @@ func TestMixedEngines(t *testing.T) {
 			pid: ctrPID(ctrNS, ctrID), host: mixedUTSHostname,
 			queries: []string{ctrID, mixedPrefix(t, ctrID, all)}},
 		{label: "containerd k8s.io", engine: "containerd", id: k8sID, state: engine.StateRunning,
-			pid: ctrPID("k8s.io", k8sID), host: mixedUTSHostname,
+			display: podNS + "/" + pod + "/" + podCtr,
+			pid:     ctrPID("k8s.io", k8sID), host: mixedUTSHostname,
 			queries: []string{k8sID, mixedPrefix(t, k8sID, all), podNS + "/" + pod + "/" + podCtr}},
 		lxcRunning,
 	}
@@ -456,10 +461,7 @@ func TestMixedEngines(t *testing.T) {
 		want := append([]mixedTarget{sharedDocker, sharedPodman}, targets...)
 		want = append(want, mixedTarget{label: "lxc stopped", engine: "lxc", id: lxcStopped, name: lxcStopped, state: engine.StateStopped})
 		for _, x := range want {
-			wantName := x.name
-			if wantName == "" {
-				wantName = "-"
-			}
+			wantName := cmp.Or(x.display, x.name, "-")
 			found := false
 			for _, r := range rows {
 				if r.engine == x.engine && r.id == short(x.id) && r.name == wantName {
