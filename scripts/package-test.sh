@@ -102,7 +102,7 @@ step "installed files (--version, man -w, lint, unit, docs)"
 #     rootctl, asking it, reads the installed file too).
 [ -f /etc/rootd/rootd.conf ] || fail "/etc/rootd/rootd.conf missing"
 dpkg-query -W -f='${Conffiles}\n' rootd | grep -q '^ */etc/rootd/rootd.conf ' || fail "/etc/rootd/rootd.conf is not a conffile"
-/usr/sbin/rootd --config /etc/rootd/rootd.conf --version >/dev/null || fail "rootd rejects the shipped rootd.conf"
+/usr/sbin/rootd --config /etc/rootd/rootd.conf --check-config >/dev/null || fail "rootd rejects the shipped rootd.conf"
 mkdir -m 0700 "$work/run"
 /usr/sbin/rootd -s "$work/run/root.socket" --engines static 2>"$work/rootd.log" &
 rootd_pid=$!
@@ -124,7 +124,7 @@ cp /etc/rootd/rootd.conf "$work/rootd.conf.orig"
 # which rootd rightly skips.
 { echo 'sockett = "/x"'; cat "$work/rootd.conf.orig"; } >/etc/rootd/rootd.conf
 set +e
-/usr/sbin/rootd --version >/dev/null 2>"$work/typo.log"
+/usr/sbin/rootd --check-config >/dev/null 2>"$work/typo.log"
 code=$?
 set -e
 cp "$work/rootd.conf.orig" /etc/rootd/rootd.conf
