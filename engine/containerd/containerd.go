@@ -58,44 +58,27 @@ func init() {
 	})
 }
 
-// addressList is the repeatable --containerd-address flag.
-type addressList []string
-
-func (a *addressList) String() string {
-	if a == nil {
-		return ""
-	}
-	return strings.Join(*a, ",")
-}
-
-// Repeatable lets rootd.conf give the addresses as a TOML array
-// (internal/config).
-func (a *addressList) Repeatable() {}
-
-func (a *addressList) Set(v string) error {
-	v = strings.TrimSpace(v)
+// checkAddress refuses an empty --containerd-address.
+func checkAddress(v string) (string, error) {
 	if v == "" {
-		return errors.New("empty containerd address")
+		return "", errors.New("empty containerd address")
 	}
-	if !slices.Contains(*a, v) {
-		*a = append(*a, v)
-	}
-	return nil
+	return v, nil
 }
 
 type options struct {
-	addresses      addressList
+	addresses      engine.Paths
 	skipNamespaces string
 }
 
 func configure(fs *flag.FlagSet) engine.OpenFunc {
-	o := &options{}
+	o := &options{addresses: engine.Paths{Check: checkAddress}}
 	fs.Var(&o.addresses, "containerd-address",
 		"containerd socket `path`; repeat for several daemons (default $"+AddressEnv+", else "+DefaultAddress+")")
 	fs.StringVar(&o.skipNamespaces, "containerd-skip-namespaces", DefaultSkipNamespaces,
 		"comma-separated containerd `namespaces` to ignore (moby and plugins.moby belong to Docker)")
 	return func(env engine.Env) (engine.Engine, error) {
-		return open(env, o.addresses, o.skipNamespaces)
+		return open(env, o.addresses.List, o.skipNamespaces)
 	}
 }
 

@@ -286,7 +286,7 @@ func TestAddressFlags(t *testing.T) {
 				}
 				return ""
 			}
-			if got := addressesFor(o.addresses, getenv); !slices.Equal(got, tt.want) {
+			if got := addressesFor(o.addresses.List, getenv); !slices.Equal(got, tt.want) {
 				t.Errorf("addresses = %q, want %q", got, tt.want)
 			}
 		})

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,36 +73,21 @@ func init() {
 	})
 }
 
-// endpointList is the repeatable --cri-endpoint flag.
-type endpointList []string
-
-func (a *endpointList) String() string {
-	if a == nil {
-		return ""
-	}
-	return strings.Join(*a, ",")
-}
-
-// Repeatable lets rootd.conf give the endpoints as a TOML array
-// (internal/config).
-func (a *endpointList) Repeatable() {}
-
-func (a *endpointList) Set(v string) error {
-	v = strings.TrimPrefix(strings.TrimSpace(v), "unix://")
+// checkEndpoint takes a --cri-endpoint as a unix socket's absolute path,
+// with or without unix://.
+func checkEndpoint(v string) (string, error) {
+	v = strings.TrimPrefix(v, "unix://")
 	if v == "" {
-		return errors.New("empty CRI endpoint")
+		return "", errors.New("empty CRI endpoint")
 	}
 	if !strings.HasPrefix(v, "/") {
-		return fmt.Errorf("CRI endpoint %q: want the absolute path of a unix socket", v)
+		return "", fmt.Errorf("CRI endpoint %q: want the absolute path of a unix socket", v)
 	}
-	if !slices.Contains(*a, v) {
-		*a = append(*a, v)
-	}
-	return nil
+	return v, nil
 }
 
 func configure(fs *flag.FlagSet) engine.OpenFunc {
-	var eps endpointList
+	eps := engine.Paths{Check: checkEndpoint}
 	fs.Var(&eps, "cri-endpoint",
 		"CRI runtime socket `path` (unix:// optional); repeat for several (default "+strings.Join(DefaultEndpoints, " and ")+")")
 	relist := fs.Duration("cri-relist", DefaultRelist,
@@ -112,7 +96,7 @@ func configure(fs *flag.FlagSet) engine.OpenFunc {
 		if *relist <= 0 {
 			return nil, fmt.Errorf("--cri-relist %v: must be positive", *relist)
 		}
-		addrs := []string(eps)
+		addrs := eps.List
 		if len(addrs) == 0 {
 			addrs = DefaultEndpoints
 		}
