@@ -107,23 +107,17 @@ func criMain(args []string) int {
 		return 2
 	}
 	c.cell = Budget{Duration: *cellTime, MaxReq: 2_000_000, Warmup: 200}
-	for _, p := range []*string{&c.rootd, &c.driver} {
-		if *p == "" && p == &c.driver {
-			continue
-		}
-		if *p, err = filepath.Abs(*p); err == nil {
-			_, err = os.Stat(*p)
-		}
-		if err != nil {
-			log.Print(err)
-			return 1
-		}
+	paths := []*string{&c.rootd}
+	if c.driver != "" {
+		paths = append(paths, &c.driver)
 	}
-	if c.work == "" {
-		if c.work, err = os.MkdirTemp("/tmp", "rbcri"); err != nil {
-			log.Print(err)
-			return 1
-		}
+	if err := absExisting(paths...); err != nil {
+		log.Print(err)
+		return 1
+	}
+	if c.work, err = workDir(c.work, "/tmp", "rbcri"); err != nil {
+		log.Print(err)
+		return 1
 	}
 	if !*keep {
 		defer os.RemoveAll(c.work)

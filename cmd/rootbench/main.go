@@ -182,26 +182,20 @@ func benchMain(args []string) int {
 	c.kindRootd = Budget{Duration: *rootdDur / 3, MaxReq: 1_000_000, Warmup: 200}
 	c.kindRef = Budget{Duration: *refDur / 3, MaxReq: *refMax / 4, Warmup: 1}
 	c.startLimit = 60 * time.Second
-	for _, p := range []*string{&c.tools.Rootd, &c.tools.Driver, &c.tools.Pmcd, &c.tools.Pmdaroot, &c.tools.Floor} {
-		if *p == "" && p == &c.tools.Floor {
-			continue
-		}
-		if c.skipRef && (p == &c.tools.Pmcd || p == &c.tools.Pmdaroot) {
-			continue
-		}
-		if *p, err = filepath.Abs(*p); err == nil {
-			_, err = os.Stat(*p)
-		}
-		if err != nil {
-			log.Print(err)
-			return 1
-		}
+	tools := []*string{&c.tools.Rootd, &c.tools.Driver}
+	if !c.skipRef {
+		tools = append(tools, &c.tools.Pmcd, &c.tools.Pmdaroot)
 	}
-	if c.work == "" {
-		if c.work, err = os.MkdirTemp("", "rootbench-"); err != nil {
-			log.Print(err)
-			return 1
-		}
+	if c.tools.Floor != "" {
+		tools = append(tools, &c.tools.Floor)
+	}
+	if err := absExisting(tools...); err != nil {
+		log.Print(err)
+		return 1
+	}
+	if c.work, err = workDir(c.work, "", "rootbench-"); err != nil {
+		log.Print(err)
+		return 1
 	}
 	if !*keep {
 		defer os.RemoveAll(c.work)
@@ -621,4 +615,28 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// absExisting makes each path absolute and checks that it exists.
+func absExisting(paths ...*string) error {
+	for _, p := range paths {
+		abs, err := filepath.Abs(*p)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// workDir is dir, or else a new directory in parent ("" for the system's
+// temporary directory) named after prefix.
+func workDir(dir, parent, prefix string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	return os.MkdirTemp(parent, prefix)
 }

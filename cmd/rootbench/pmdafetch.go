@@ -118,20 +118,13 @@ func pmdaMain(args []string) int {
 		tree := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(c.pmcd)))))
 		c.pmcdPMNS = filepath.Join(tree, "var", "lib", "pcp", "pmns", "root_pmcd")
 	}
-	for _, p := range []*string{&c.rootd, &c.pmcd, &c.pmdaroot, &c.pminfo, &c.pmcdDSO, &c.pmcdPMNS} {
-		if *p, err = filepath.Abs(*p); err == nil {
-			_, err = os.Stat(*p)
-		}
-		if err != nil {
-			log.Print(err)
-			return 1
-		}
+	if err := absExisting(&c.rootd, &c.pmcd, &c.pmdaroot, &c.pminfo, &c.pmcdDSO, &c.pmcdPMNS); err != nil {
+		log.Print(err)
+		return 1
 	}
-	if c.work == "" {
-		if c.work, err = os.MkdirTemp("", "rootbench-pmda-"); err != nil {
-			log.Print(err)
-			return 1
-		}
+	if c.work, err = workDir(c.work, "", "rootbench-pmda-"); err != nil {
+		log.Print(err)
+		return 1
 	}
 	if !*keep {
 		defer os.RemoveAll(c.work)
