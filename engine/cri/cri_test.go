@@ -370,14 +370,8 @@ func TestNoCRIService(t *testing.T) {
 func TestWatchRelistSendsResyncOnChange(t *testing.T) {
 	f := newFake()
 	e := open(t, serve(t, f))
-	events := make(chan engine.Event, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); e.Watch(ctx, events) }()
-	defer func() { cancel(); <-done }()
-	if ev := next(t, events); ev.Kind != engine.Resync {
-		t.Fatalf("first event %v, want Resync", ev.Kind)
-	}
+	events, stop := watch(t, e, 16)
+	defer stop()
 	// Nothing changes: several relist intervals pass without an event.
 	select {
 	case ev := <-events:
@@ -400,14 +394,8 @@ func TestWatchEventStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	events := make(chan engine.Event, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); e.Watch(ctx, events) }()
-	defer func() { cancel(); <-done }()
-	if ev := next(t, events); ev.Kind != engine.Resync {
-		t.Fatalf("first event %v, want Resync", ev.Kind)
-	}
+	events, stop := watch(t, e, 16)
+	defer stop()
 	select {
 	case f.events <- &runtimeapi.ContainerEventResponse{ContainerId: ctrID, ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT}:
 	case <-time.After(10 * time.Second):
@@ -440,14 +428,8 @@ func TestWatchStreamEndedAtOnceRelists(t *testing.T) {
 	f := newFake()
 	f.eventsOff = true
 	e := open(t, serve(t, f)) // relist 50 ms
-	events := make(chan engine.Event, 64)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); e.Watch(ctx, events) }()
-	defer func() { cancel(); <-done }()
-	if ev := next(t, events); ev.Kind != engine.Resync {
-		t.Fatalf("first event %v, want Resync", ev.Kind)
-	}
+	events, stop := watch(t, e, 64)
+	defer stop()
 	counts := func() (subscribes, lists int) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -502,14 +484,8 @@ func TestWatchStreamEndedLaterResubscribes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Close()
-			events := make(chan engine.Event, 16)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); e.Watch(ctx, events) }()
-			defer func() { cancel(); <-done }()
-			if ev := next(t, events); ev.Kind != engine.Resync {
-				t.Fatalf("first event %v, want Resync", ev.Kind)
-			}
+			events, stop := watch(t, e, 16)
+			defer stop()
 			if tc.endAfter == 0 {
 				f.events <- &runtimeapi.ContainerEventResponse{ContainerId: ctrID}
 				if ev := next(t, events); ev.Kind != engine.Resync {
@@ -616,4 +592,20 @@ func TestRegisteredWithFlag(t *testing.T) {
 	if !slices.Equal(got, DefaultEndpoints) {
 		t.Errorf("default endpoints %q", got)
 	}
+}
+
+// watch starts e's Watch and reads its first event, which must be the
+// Resync every watch begins with; stop cancels the watch and waits for it.
+func watch(t *testing.T, e *Engine, buf int) (events chan engine.Event, stop func()) {
+	t.Helper()
+	events = make(chan engine.Event, buf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Watch(ctx, events) }()
+	stop = func() { cancel(); <-done }
+	if ev := next(t, events); ev.Kind != engine.Resync {
+		stop()
+		t.Fatalf("first event %v, want Resync", ev.Kind)
+	}
+	return events, stop
 }
