@@ -264,24 +264,12 @@ func run(ctx context.Context, c config) (*Results, error) {
 		res.LoadAfter = loadAverage()
 		res.Elapsed = time.Since(res.Started).Round(time.Second).String()
 	}()
-	tree, err := NewCgroupTree()
+	host, err := startSynthHost(c.sleepers, c.work)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := tree.Remove(); err != nil {
-			log.Printf("remove the benchmark's cgroups: %v", err)
-		}
-	}()
-	sl, err := StartSleepers(c.sleepers, tree)
-	if err != nil {
-		return nil, err
-	}
-	defer sl.Stop()
-	empty := filepath.Join(c.work, "empty")
-	if err := os.MkdirAll(empty, 0o755); err != nil {
-		return nil, err
-	}
+	defer host.stop()
+	tree, sl, empty := host.tree, host.sl, host.empty
 	if c.tools.Floor != "" {
 		if res.Floor, err = runFloor(ctx, c); err != nil {
 			return res, fmt.Errorf("floor: %w", err)

@@ -160,24 +160,12 @@ func pmdaMain(args []string) int {
 
 // runPMDA measures each size; progress gets the results so far after each.
 func runPMDA(ctx context.Context, c pmdaConfig, progress func([]PMDASize)) ([]PMDASize, error) {
-	tree, err := NewCgroupTree()
+	host, err := startSynthHost(c.sleepers, c.work)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := tree.Remove(); err != nil {
-			log.Printf("remove the benchmark's cgroups: %v", err)
-		}
-	}()
-	sl, err := StartSleepers(c.sleepers, tree)
-	if err != nil {
-		return nil, err
-	}
-	defer sl.Stop()
-	empty := filepath.Join(c.work, "empty")
-	if err := os.MkdirAll(empty, 0o755); err != nil {
-		return nil, err
-	}
+	defer host.stop()
+	tree, sl, empty := host.tree, host.sl, host.empty
 	pmcdNS, err := os.ReadFile(c.pmcdPMNS)
 	if err != nil {
 		return nil, err

@@ -421,3 +421,40 @@ func waitSocket(ctx context.Context, srv *Server, limit time.Duration) error {
 		}
 	}
 }
+
+// synthHost is what the synthetic container sets of every size share: the
+// benchmark's cgroup tree, the sleepers in it, and an empty directory for
+// the engines that must find nothing.
+type synthHost struct {
+	tree  *CgroupTree
+	sl    *Sleepers
+	empty string
+}
+
+// startSynthHost makes the tree, starts n sleepers in it and makes
+// work/empty; stop removes what it made.
+func startSynthHost(n int, work string) (*synthHost, error) {
+	tree, err := NewCgroupTree()
+	if err != nil {
+		return nil, err
+	}
+	h := &synthHost{tree: tree, empty: filepath.Join(work, "empty")}
+	if h.sl, err = StartSleepers(n, tree); err != nil {
+		h.stop()
+		return nil, err
+	}
+	if err := os.MkdirAll(h.empty, 0o755); err != nil {
+		h.stop()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *synthHost) stop() {
+	if h.sl != nil {
+		h.sl.Stop()
+	}
+	if err := h.tree.Remove(); err != nil {
+		log.Printf("remove the benchmark's cgroups: %v", err)
+	}
+}
