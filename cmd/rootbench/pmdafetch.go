@@ -93,7 +93,7 @@ func pmdaMain(args []string) int {
 	fs.StringVar(&c.pmdaroot, "pmdaroot", ci+"/usr/lib/pcp/pmdas/root/pmdaroot", "PCP's pmdaroot `binary` (the reference)")
 	fs.StringVar(&c.pminfo, "pminfo", ci+"/usr/bin/pminfo", "PCP's pminfo `binary`")
 	fs.StringVar(&c.pmcdDSO, "pmcd-dso", "", "pmda_pmcd.so (default: pmdas/pmcd/pmda_pmcd.so beside -pmdaroot's pmdas directory)")
-	fs.StringVar(&c.pmcdPMNS, "pmcd-pmns", "", "PCP's root_pmcd namespace `file` (default: var/lib/pcp/pmns/root_pmcd of -pmcd's tree)")
+	fs.StringVar(&c.pmcdPMNS, "pmcd-pmns", "", "PCP's root_pmcd namespace `file` (default: usr/lib/pcp/pmns/root_pmcd of -pmcd's tree)")
 	fs.StringVar(&c.work, "work", "", "work `directory` (default: a new one under $TMPDIR)")
 	fs.IntVar(&c.fetches, "fetches", 7, "timed fetches of each kind per agent and size")
 	fs.IntVar(&c.warmup, "warmup", 2, "untimed fetches before them")
@@ -114,9 +114,10 @@ func pmdaMain(args []string) int {
 		c.pmcdDSO = filepath.Join(filepath.Dir(filepath.Dir(c.pmdaroot)), "pmcd", "pmda_pmcd.so")
 	}
 	if c.pmcdPMNS == "" {
-		// .../usr/lib/pcp/bin/pmcd → .../var/lib/pcp/pmns/root_pmcd
-		tree := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(c.pmcd)))))
-		c.pmcdPMNS = filepath.Join(tree, "var", "lib", "pcp", "pmns", "root_pmcd")
+		// .../usr/lib/pcp/bin/pmcd → .../usr/lib/pcp/pmns/root_pmcd. Not
+		// var/lib/pcp/pmns/root_pmcd: in Debian's package that is an absolute
+		// symlink to /usr/lib/pcp/pmns, which only an installed PCP has.
+		c.pmcdPMNS = filepath.Join(filepath.Dir(filepath.Dir(c.pmcd)), "pmns", "root_pmcd")
 	}
 	if err := absExisting(&c.rootd, &c.pmcd, &c.pmdaroot, &c.pminfo, &c.pmcdDSO, &c.pmcdPMNS); err != nil {
 		log.Print(err)
