@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -25,16 +26,11 @@ func isUnavailable(err error) bool {
 // leaves the missing daemon out), and retries with a backoff capped at
 // maxBackoff.
 func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	for _, d := range e.daemons {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			e.watchDaemon(ctx, d, events)
-		}()
+		wg.Go(func() { e.watchDaemon(ctx, d, events) })
 	}
-	for range e.daemons {
-		<-done
-	}
+	wg.Wait()
 }
 
 func (e *Engine) watchDaemon(ctx context.Context, d *daemonConn, events chan<- engine.Event) {

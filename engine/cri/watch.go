@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -34,16 +35,11 @@ import (
 // away the loop sends Unavailable if no other endpoint is up, else Resync,
 // and tries again with a backoff.
 func (e *Engine) Watch(ctx context.Context, events chan<- engine.Event) {
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	for _, ep := range e.eps {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			e.watchEndpoint(ctx, ep, events)
-		}()
+		wg.Go(func() { e.watchEndpoint(ctx, ep, events) })
 	}
-	for range e.eps {
-		<-done
-	}
+	wg.Wait()
 }
 
 // errStreamEnded is a CRI event stream the runtime ended without an error
