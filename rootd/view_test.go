@@ -442,11 +442,18 @@ func TestViewCounted(t *testing.T) {
 	c.Describe(ctx, "nosuch")
 	c.Describe(ctx, "aaa")
 	c.Describe(ctx, "old")
-	st := ts.srv.Stats()
 	want := map[RequestType][NumResults]uint64{
 		RequestList:     {ResultOK: 1},
 		RequestStatus:   {ResultOK: 1},
 		RequestDescribe: {ResultOK: 1, ResultNotFound: 1, ResultAmbiguous: 1, ResultNotRunning: 1},
+	}
+	// The server counts a request after sending its reply, so the client
+	// can have the last answer before the count: wait for it (10 s at
+	// most), then compare.
+	st := ts.srv.Stats()
+	for deadline := time.Now().Add(10 * time.Second); st.Requests[RequestDescribe].Results != want[RequestDescribe] && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		st = ts.srv.Stats()
 	}
 	for typ, results := range want {
 		if got := st.Requests[typ].Results; got != results {
